@@ -1,0 +1,78 @@
+"""The ``churnstream`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from churnstream.settings import get_settings
+
+app = typer.Typer(help="churnstream: real-time churn and purchase scoring from event streams.", no_args_is_help=True)
+stack_app = typer.Typer(help="The local stack: Kafka (KRaft), Redis and ClickHouse (embedded chDB).",
+                        no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Kafka and Redis, create topics, apply the ClickHouse schema. Idempotent."""
+    from infra import stack
+
+    settings = get_settings()
+    with console.status("bringing the stack up") as status:
+        stack.up(settings, on_step=lambda msg: (status.update(msg), console.log(msg)))
+    _print_status()
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop exactly the processes `stack up` started (by pid file)."""
+    from infra import stack
+
+    stopped = stack.down(get_settings())
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each component with its version and address; exit 1 if any is down."""
+    if not _print_status():
+        raise typer.Exit(1)
+
+
+def _print_status() -> bool:
+    from infra import stack
+
+    table = Table(title=f"churnstream stack ({get_settings().home})")
+    for col in ("component", "state", "version", "address", "detail"):
+        table.add_column(col)
+    rows = stack.status(get_settings())
+    for row in rows:
+        table.add_row(row.name, "[green]up[/]" if row.up else "[red]down[/]", row.version, row.address, row.detail)
+    console.print(table)
+    return all(r.up for r in rows)
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream worker (Faust agents)."""
+    from streams.app import run_worker
+
+    run_worker(get_settings())
+
+
+@app.command()
+def demo(events: int = typer.Option(5000, help="page views to produce"),
+         users: int = typer.Option(200, help="distinct users")) -> None:
+    """Bring the stack up, stream generated events through the worker, and show what arrived."""
+    from streams.demo import run_demo
+
+    run_demo(get_settings(), console, events=events, users=users)
+
+
+if __name__ == "__main__":
+    app()

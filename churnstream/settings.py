@@ -1,0 +1,93 @@
+"""The one settings object. Environment variables (prefix ``CHURNSTREAM_``) are read here and nowhere else.
+
+>>> s = Settings(home="/tmp/cs-doc", kafka_port=29092, redis_port=26379)
+>>> s.kafka_bootstrap, s.redis_url, s.clickhouse_dsn
+('127.0.0.1:29092', 'redis://127.0.0.1:26379/0', 'chdb:///tmp/cs-doc/clickhouse')
+>>> s.input_topics
+('page_views', 'cart_events', 'purchases')
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed, frozen configuration for every churnstream process."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURNSTREAM_", frozen=True, extra="ignore")
+
+    home: Path = Field(Path(".churnstream"), description="Root of all local data: broker, Redis, chDB, pids, logs")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "churnstream",
+        description="Shared download cache (Kafka jars); safe to share between stacks",
+    )
+
+    # Kafka
+    kafka_port: int = Field(19092, description="Local broker's client port (127.0.0.1)")
+    kafka_controller_port: int = Field(19093, description="Local broker's KRaft controller port")
+    kafka_bootstrap: str = Field("", description="Bootstrap servers; default `127.0.0.1:<kafka_port>`")
+    kafka_heap: str = Field("512m", description="Local broker JVM heap (-Xmx)")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic (inputs are co-partitioned)")
+    topic_page_views: str = Field("page_views", description="Page-view events topic")
+    topic_cart: str = Field("cart_events", description="Cart events topic")
+    topic_purchases: str = Field("purchases", description="Purchase events topic")
+    topic_dlq: str = Field("events.dlq", description="Dead-letter topic")
+    app_id: str = Field("churnstream", description="Faust app id = Kafka consumer group")
+
+    # Redis
+    redis_port: int = Field(16379, description="Local Redis port (127.0.0.1)")
+    redis_url: str = Field("", description="Redis URL; default `redis://127.0.0.1:<redis_port>/0`")
+
+    # ClickHouse
+    clickhouse_dsn: str = Field(
+        "", description="ClickHouse DSN: `chdb:///abs/path` (embedded, default `<home>/clickhouse`) or `http://host:8123`"
+    )
+
+    # Worker
+    batch_size: int = Field(1000, ge=1, description="Max events per micro-batch")
+    batch_within_s: float = Field(0.2, gt=0, description="Max seconds to wait to fill a micro-batch")
+
+    # API
+    api_host: str = Field("127.0.0.1", description="API bind address")
+    api_port: int = Field(8000, description="API port")
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        object.__setattr__(self, "cache_dir", self.cache_dir.expanduser().resolve())
+        if not self.kafka_bootstrap:
+            object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
+        if not self.redis_url:
+            object.__setattr__(self, "redis_url", f"redis://127.0.0.1:{self.redis_port}/0")
+        if not self.clickhouse_dsn:
+            object.__setattr__(self, "clickhouse_dsn", f"chdb://{home / 'clickhouse'}")
+        return self
+
+    @property
+    def input_topics(self) -> tuple[str, str, str]:
+        return (self.topic_page_views, self.topic_cart, self.topic_purchases)
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        return (*self.input_topics, self.topic_dlq)
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    def dir(self, name: str) -> Path:
+        """A subdirectory of ``home`` (created on demand)."""
+        path = self.home / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,88 @@
+"""Start and stop the stack's own processes, tracked by pid files.
+
+``down`` must stop exactly what ``up`` started and nothing else, so a pid file records the pid together with the
+process start time (from /proc); a recycled pid belonging to another process is never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime), after the parenthesised command name which may hold spaces
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """A process recorded in ``pidfile`` as ``<pid> <starttime>``."""
+
+    name: str
+    pidfile: Path
+
+    def pid(self) -> int | None:
+        """The recorded pid if that very process is still alive, else None."""
+        try:
+            pid_s, started = self.pidfile.read_text().split()
+        except (OSError, ValueError):
+            return None
+        pid = int(pid_s)
+        return pid if _start_time(pid) == started else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def spawn(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` in its own session with output to ``log``; record it in the pid file."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env,
+            )
+        started = None
+        for _ in range(100):
+            started = _start_time(proc.pid)
+            if started:
+                break
+            time.sleep(0.01)
+        self.pidfile.write_text(f"{proc.pid} {started}")
+        return proc.pid
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the recorded process, SIGKILL after ``timeout``; True if something was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            _reap(pid)
+            time.sleep(0.1)
+        if self.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                _reap(pid)
+                time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+
+def _reap(pid: int) -> None:
+    """Collect a child's exit status if it is ours (zombies still show in /proc)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
