@@ -11,8 +11,9 @@ from rich.table import Table
 from churnstream.settings import get_settings
 
 app = typer.Typer(help="churnstream: real-time churn and purchase scoring from event streams.", no_args_is_help=True)
-stack_app = typer.Typer(help="The local stack: Kafka (KRaft), Redis and ClickHouse (embedded chDB).",
-                        no_args_is_help=True)
+stack_app = typer.Typer(
+    help="The local stack: Kafka (KRaft), Redis and ClickHouse (embedded chDB).", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -24,8 +25,21 @@ def stack_up() -> None:
 
     settings = get_settings()
     with console.status("bringing the stack up") as status:
-        stack.up(settings, on_step=lambda msg: (status.update(msg), console.log(msg)))
+
+        def step(msg: str) -> None:
+            status.update(msg)
+            console.log(msg)
+
+        stack.up(settings, on_step=step)
     _print_status()
+
+
+@stack_app.command("fetch")
+def stack_fetch() -> None:
+    """Resolve the Kafka broker's jars from Maven Central into the cache (done by `up` too)."""
+    from infra import kafka_broker
+
+    console.print(f"Kafka jars in {kafka_broker.resolve_jars(get_settings())}")
 
 
 @stack_app.command("down")
@@ -58,6 +72,29 @@ def _print_status() -> bool:
 
 
 @app.command()
+def init() -> None:
+    """Create topics and apply ClickHouse migrations on the configured services (starts nothing)."""
+    from infra import stack
+
+    stack.init(get_settings(), on_step=console.log)
+
+
+@app.command()
+def generate(
+    events: int = typer.Option(10_000, help="page views to produce"),
+    users: int = typer.Option(500, help="distinct users"),
+    rate: float = typer.Option(0.0, help="events per second; 0 = as fast as possible"),
+) -> None:
+    """Produce generated page views to Kafka."""
+    from streams.produce import produce_events
+    from streams.smoke import generate_page_views
+
+    settings = get_settings()
+    sent = produce_events(settings, settings.topic_page_views, generate_page_views(events, users, rate=rate))
+    console.print(f"produced {sent:,} events to {settings.topic_page_views}")
+
+
+@app.command()
 def worker() -> None:
     """Run the stream worker (Faust agents)."""
     from streams.app import run_worker
@@ -66,8 +103,10 @@ def worker() -> None:
 
 
 @app.command()
-def demo(events: int = typer.Option(5000, help="page views to produce"),
-         users: int = typer.Option(200, help="distinct users")) -> None:
+def demo(
+    events: int = typer.Option(5000, help="page views to produce"),
+    users: int = typer.Option(200, help="distinct users"),
+) -> None:
     """Bring the stack up, stream generated events through the worker, and show what arrived."""
     from streams.demo import run_demo
 

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
 
     # ClickHouse
     clickhouse_dsn: str = Field(
-        "", description="ClickHouse DSN: `chdb:///abs/path` (embedded, default `<home>/clickhouse`) or `http://host:8123`"
+        "",
+        description="ClickHouse DSN: `chdb:///abs/path` (embedded, default `<home>/clickhouse`) or `http://host:8123`",
     )
 
     # Worker

@@ -40,8 +40,16 @@ def resolve_jars(settings: Settings) -> Path:
         raise StackError("Maven (mvn) is not installed: run `make setup` or `apt-get install -y maven`")
     tmp = libs.with_name(libs.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={tmp}",
+        "-DincludeScope=runtime",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise StackError(f"Maven could not resolve the Kafka broker:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -69,10 +77,16 @@ def _java() -> str:
 def _config(settings: Settings) -> Path:
     data = settings.dir("kafka")
     conf = data / "server.properties"
-    conf.write_text((HERE / "server.properties").read_text().format(
-        port=settings.kafka_port, controller_port=settings.kafka_controller_port,
-        log_dir=data / "log", partitions=settings.partitions,
-    ))
+    conf.write_text(
+        (HERE / "server.properties")
+        .read_text()
+        .format(
+            port=settings.kafka_port,
+            controller_port=settings.kafka_controller_port,
+            log_dir=data / "log",
+            partitions=settings.partitions,
+        )
+    )
     return conf
 
 
@@ -83,14 +97,32 @@ def _classpath(libs: Path) -> str:
 def _format_storage(settings: Settings, libs: Path, conf: Path) -> None:
     if (settings.home / "kafka" / "log" / "meta.properties").exists():
         return
-    cluster_id = subprocess.run(
-        [_java(), "-cp", _classpath(libs), "kafka.tools.StorageTool", "random-uuid"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip() or uuid.uuid4().hex[:22]
+    cluster_id = (
+        subprocess.run(
+            [_java(), "-cp", _classpath(libs), "kafka.tools.StorageTool", "random-uuid"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or uuid.uuid4().hex[:22]
+    )
     proc = subprocess.run(
-        [_java(), "-Xmx256m", f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}", "-cp", _classpath(libs),
-         "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(conf), "-g"],
-        capture_output=True, text=True,
+        [
+            _java(),
+            "-Xmx256m",
+            f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",
+            "-cp",
+            _classpath(libs),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(conf),
+            "-g",
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise StackError(f"Formatting Kafka storage failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -108,11 +140,18 @@ def start(settings: Settings) -> int:
     log = log_path(settings)
     log.write_text("")  # the version is read from this run's log
     argv = [
-        _java(), f"-Xmx{settings.kafka_heap}", f"-Xms{settings.kafka_heap}", "-XX:+UseG1GC",
-        "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+        _java(),
+        f"-Xmx{settings.kafka_heap}",
+        f"-Xms{settings.kafka_heap}",
+        "-XX:+UseG1GC",
+        "-XX:TieredStopAtLevel=1",
+        "-Djava.awt.headless=true",
         f"-Dlog4j.configuration=file:{HERE / 'log4j.properties'}",
         f"-Dkafka.logs.dir={settings.dir('logs')}",
-        "-cp", _classpath(libs), "kafka.Kafka", str(conf),
+        "-cp",
+        _classpath(libs),
+        "kafka.Kafka",
+        str(conf),
     ]
     return proc.spawn(argv, log)
 
@@ -164,7 +203,7 @@ def ensure_topics(settings: Settings, partitions: int | None = None) -> list[str
             )
     if missing:
         futures = client.create_topics([NewTopic(t, partitions, 1) for t in missing])
-        for topic, fut in futures.items():
+        for fut in futures.values():
             try:
                 fut.result()
             except KafkaException as exc:

@@ -6,6 +6,7 @@ process start time (from /proc); a recycled pid belonging to another process is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,8 +49,12 @@ class ManagedProcess:
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
             )
         started = None
         for _ in range(100):
@@ -82,7 +87,5 @@ class ManagedProcess:
 
 def _reap(pid: int) -> None:
     """Collect a child's exit status if it is ours (zombies still show in /proc)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

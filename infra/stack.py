@@ -36,6 +36,11 @@ def up(settings: Settings, on_step: Step = lambda _msg: None) -> None:
     redis_server.wait_ready(settings)
     on_step("Kafka: waiting for metadata")
     kafka_broker.wait_ready(settings)
+    init(settings, on_step)
+
+
+def init(settings: Settings, on_step: Step = lambda _msg: None) -> None:
+    """Create the topics and apply the ClickHouse schema on already running services (local or not)."""
     created = kafka_broker.ensure_topics(settings)
     on_step(f"Kafka: topics ready ({', '.join(created) or 'already there'})")
     client = clickhouse_db.connect(settings.clickhouse_dsn)
@@ -67,7 +72,10 @@ def _kafka_status(settings: Settings) -> ComponentStatus:
     except Exception as exc:
         return ComponentStatus("kafka", False, "-", address, f"not answering ({type(exc).__name__})")
     return ComponentStatus(
-        "kafka", True, facts["version"], address,
+        "kafka",
+        True,
+        facts["version"],
+        address,
         f"KRaft, cluster {facts['cluster_id']}, {facts['topics']} topics" + (f", pid {pid}" if pid else ""),
     )
 

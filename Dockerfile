@@ -1,0 +1,18 @@
+# The churnstream image: worker, API and generator share it. Built from the same uv.lock as the local venv.
+FROM python:3.11-slim-bookworm
+ENV UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy PATH="/app/.venv/bin:$PATH"
+RUN pip install --no-cache-dir uv==0.13.8
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY churnstream ./churnstream
+COPY streams ./streams
+COPY features ./features
+COPY models ./models
+COPY serving ./serving
+COPY infra ./infra
+COPY bench ./bench
+RUN uv sync --frozen --no-dev
+USER nobody
+ENTRYPOINT ["churnstream"]
+CMD ["worker"]
