@@ -16,7 +16,7 @@ from churnstream.settings import Settings
 from infra import clickhouse_db, kafka_broker, redis_server, stack
 from infra.processes import ManagedProcess
 from streams.produce import produce_events
-from streams.smoke import TOTAL_KEY
+from streams.smoke import TOTAL_KEY, generate_page_views
 
 
 def worker_process(settings: Settings) -> ManagedProcess:
