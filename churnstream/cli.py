@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -81,17 +82,37 @@ def init() -> None:
 
 @app.command()
 def generate(
-    events: int = typer.Option(10_000, help="page views to produce"),
-    users: int = typer.Option(500, help="distinct users"),
-    rate: float = typer.Option(0.0, help="events per second; 0 = as fast as possible"),
+    users: int = typer.Option(2000, help="simulated users"),
+    days: int = typer.Option(90, help="days of history"),
+    seed: int = typer.Option(0, help="random seed (same seed, same stream)"),
+    out: Path | None = typer.Option(None, help="write JSONL here instead of producing to Kafka"),
+    rate: float = typer.Option(0.0, help="records per second to Kafka; 0 = as fast as possible"),
+    out_of_order: float = typer.Option(0.0, help="fraction of events delayed by up to --max-delay-h"),
+    max_delay_h: float = typer.Option(6.0, help="largest delay of an out-of-order event, hours"),
+    duplicates: float = typer.Option(0.0, help="fraction of events sent twice (producer retries)"),
+    malformed: float = typer.Option(0.0, help="fraction of events followed by a malformed record"),
 ) -> None:
-    """Produce generated page views to Kafka."""
-    from streams.produce import produce_events
-    from streams.smoke import generate_page_views
+    """Simulate users and produce their page views, cart events and purchases (to Kafka, or to a file)."""
+    from streams import generator
+    from streams.produce import produce_records
 
     settings = get_settings()
-    sent = produce_events(settings, settings.topic_page_views, generate_page_views(events, users, rate=rate))
-    console.print(f"produced {sent:,} events to {settings.topic_page_views}")
+    with console.status(f"simulating {users:,} users over {days} days"):
+        events = generator.simulate(generator.make_users(users, days, seed), days, seed)
+        records = generator.arrivals(
+            events,
+            seed,
+            out_of_order=out_of_order,
+            max_delay_ms=int(max_delay_h * 3.6e6),
+            duplicates=duplicates,
+            malformed=malformed,
+        )
+    if out is not None:
+        generator.write_jsonl(records, out)
+        console.print(f"wrote {len(records):,} records ({len(events):,} events) to {out}")
+        return
+    sent = produce_records(settings, records, rate=rate, progress=console)
+    console.print(f"produced {sent:,} records ({len(events):,} events) to {', '.join(settings.input_topics)}")
 
 
 @app.command()
@@ -104,13 +125,13 @@ def worker() -> None:
 
 @app.command()
 def demo(
-    events: int = typer.Option(5000, help="page views to produce"),
-    users: int = typer.Option(200, help="distinct users"),
+    users: int = typer.Option(1000, help="simulated users"),
+    days: int = typer.Option(60, help="days of history to stream"),
 ) -> None:
-    """Bring the stack up, stream generated events through the worker, and show what arrived."""
+    """Bring the stack up, stream generated events through the worker, and show the features that arrived."""
     from streams.demo import run_demo
 
-    run_demo(get_settings(), console, events=events, users=users)
+    run_demo(get_settings(), console, users=users, days=days)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(1000, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="Max seconds to wait to fill a micro-batch")
 
+    metrics_port: int = Field(9109, ge=0, description="Worker's Prometheus metrics port on 127.0.0.1 (0 = off)")
+
     # API
     api_host: str = Field("127.0.0.1", description="API bind address")
     api_port: int = Field(8000, description="API port")

@@ -5,12 +5,14 @@ The session's stack gets its own free ports and a temporary home, so it runs bes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ def free_port() -> int:
 class StackHandle:
     settings: Settings
     env: dict[str, str]
+    metrics_port: int = field(default_factory=free_port)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run ``churnstream <args>`` against this stack in a child process."""
@@ -43,12 +46,39 @@ class StackHandle:
             raise AssertionError(f"churnstream {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def spawn_worker(self, name: str = "worker") -> ManagedProcess:
+    def spawn_worker(self, name: str = "worker", **env: str) -> ManagedProcess:
         proc = ManagedProcess(name, self.settings.dir("run") / f"test-{name}.pid")
         proc.spawn(
-            [sys.executable, "-m", "churnstream.cli", "worker"], self.settings.dir("logs") / f"{name}.log", env=self.env
+            [sys.executable, "-m", "churnstream.cli", "worker"],
+            self.settings.dir("logs") / f"{name}.log",
+            env=self.env | {"CHURNSTREAM_METRICS_PORT": str(self.metrics_port)} | env,
         )
         return proc
+
+    @contextlib.contextmanager
+    def worker(self, name: str = "worker", **env: str) -> Iterator[ManagedProcess]:
+        """A worker process for the duration of the block; stopped (by pid) on exit."""
+        proc = self.spawn_worker(name, **env)
+        try:
+            yield proc
+        finally:
+            proc.stop()
+
+    def wait_consumed(self, timeout: float = 300, worker: ManagedProcess | None = None) -> None:
+        """Block until the worker's consumer group has committed everything in the input topics."""
+        from streams.lag import group_lag
+
+        deadline = time.monotonic() + timeout
+        while (lag := group_lag(self.settings)) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consumer lag still {lag} after {timeout}s\n{self.worker_log()}")
+            if worker is not None and not worker.running():
+                raise AssertionError(f"worker died\n{self.worker_log()}")
+            time.sleep(0.5)
+
+    def worker_log(self, name: str = "worker") -> str:
+        path = self.settings.home / "logs" / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
 def make_stack(home: Path) -> StackHandle:

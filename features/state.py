@@ -1,0 +1,137 @@
+"""Per-user state: UTC-day buckets over the last 60 days plus today, lifetime aggregates, and replay guards.
+
+``apply`` folds one event into a state. The stream worker and the offline builder both fold events through it,
+so both arrive at the same state. Bucket aggregates are sums, minima and maxima, so events that arrive out of
+order within the horizon give the same state as events in time order.
+
+The state is stored as one compact msgpack value per user (``cs:u:{user_id}``). Because it holds the last
+applied offset per (topic, partition), a single SET updates the features and the replay guard atomically.
+
+>>> s = UserState()
+>>> apply(s, Event("purchase", "e1", "u1", 3 * DAY_MS + 5, revenue_cents=1999))
+'applied'
+>>> apply(s, Event("purchase", "e1", "u1", 3 * DAY_MS + 5, revenue_cents=1999))  # producer retry
+'duplicate'
+>>> s.days, s.life
+({3: [0, 0, 0, 0, 1, 1999]}, [0, 0, 0, 0, 1, 1999])
+>>> decode_state(encode_state(s)) == s
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import msgspec
+
+from streams.contracts import Event
+
+DAY_MS = 86_400_000
+HORIZON_DAYS = 60  # buckets kept: the latest event's day and the 60 days before it
+RECENT_IDS = 32  # event ids remembered per user to drop producer retries
+
+# bucket / lifetime slots
+PAGE_VIEWS, PRODUCT_VIEWS, CART_ADDS, CART_REMOVES, PURCHASES, REVENUE_CENTS = range(6)
+SLOTS = 6
+
+Outcome = Literal["applied", "replayed", "duplicate", "too_late"]
+
+
+class UserState(msgspec.Struct, array_like=True):
+    events: int = 0  # lifetime applied events
+    first_ms: int = 0
+    last_ms: int = 0  # latest event time of any type: the user's event-time clock
+    last_page_view_ms: int = 0  # 0 = never
+    last_cart_ms: int = 0
+    last_purchase_ms: int = 0
+    life: list[int] = msgspec.field(default_factory=lambda: [0] * SLOTS)
+    days: dict[int, list[int]] = msgspec.field(default_factory=dict)  # UTC day number -> slots
+    offsets: dict[int, int] = msgspec.field(default_factory=dict)  # topic-partition code -> last applied offset
+    recent: list[int] = msgspec.field(default_factory=list)  # 64-bit hashes of the latest event ids
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(UserState)
+
+
+def encode_state(state: UserState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode_state(blob: bytes | None) -> UserState:
+    return UserState() if blob is None else _decoder.decode(blob)
+
+
+def state_key(user_id: str) -> str:
+    """Redis key of a user's state; the hash tag keeps all of a user's keys in one Redis Cluster slot."""
+    return f"cs:u:{{{user_id}}}"
+
+
+def partition_code(topic_index: int, partition: int) -> int:
+    """A compact integer for (input topic, partition), used as the offset key inside the state."""
+    return topic_index << 16 | partition
+
+
+def id_hash(event_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None = None) -> Outcome:
+    """Fold ``ev`` into ``state`` (in place) and say what happened.
+
+    ``replayed``: the record's offset was already applied (redelivery after a crash or rebalance);
+    ``duplicate``: the event id was seen recently (producer retry); ``too_late``: the event's day is older than
+    the horizon relative to the user's latest event. Only ``applied`` changes features.
+    """
+    if tp is not None and offset is not None:
+        if offset <= state.offsets.get(tp, -1):
+            return "replayed"
+        state.offsets[tp] = offset
+    h = id_hash(ev.event_id)
+    if h in state.recent:
+        return "duplicate"
+    day = ev.ts_ms // DAY_MS
+    if state.events and day < state.last_ms // DAY_MS - HORIZON_DAYS:
+        return "too_late"
+    state.recent.append(h)
+    if len(state.recent) > RECENT_IDS:
+        del state.recent[0]
+
+    bucket = state.days.get(day)
+    if bucket is None:
+        bucket = state.days[day] = [0] * SLOTS
+    life = state.life
+    ts = ev.ts_ms
+    if ev.kind == "page_view":
+        bucket[PAGE_VIEWS] += 1
+        life[PAGE_VIEWS] += 1
+        if ev.product_view:
+            bucket[PRODUCT_VIEWS] += 1
+            life[PRODUCT_VIEWS] += 1
+        state.last_page_view_ms = max(state.last_page_view_ms, ts)
+    elif ev.kind == "cart":
+        slot = CART_ADDS if ev.cart_add else CART_REMOVES
+        bucket[slot] += 1
+        life[slot] += 1
+        state.last_cart_ms = max(state.last_cart_ms, ts)
+    else:
+        bucket[PURCHASES] += 1
+        bucket[REVENUE_CENTS] += ev.revenue_cents
+        life[PURCHASES] += 1
+        life[REVENUE_CENTS] += ev.revenue_cents
+        state.last_purchase_ms = max(state.last_purchase_ms, ts)
+
+    if state.events == 0:
+        state.first_ms = state.last_ms = ts
+    else:
+        state.first_ms = min(state.first_ms, ts)
+        if ts > state.last_ms:
+            old_day = state.last_ms // DAY_MS
+            state.last_ms = ts
+            if day != old_day:
+                oldest = day - HORIZON_DAYS
+                for d in [d for d in state.days if d < oldest]:
+                    del state.days[d]
+    state.events += 1
+    return "applied"
