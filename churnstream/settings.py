@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     batch_size: int = Field(1000, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="Max seconds to wait to fill a micro-batch")
 
+    align_max_buffered: int = Field(
+        200_000, ge=1, description="Last-resort cap on records held to restore arrival order across topics"
+    )
+    align_max_wait_s: float = Field(
+        2.0, gt=0, description="Longest an idle partition (behind, but delivering nothing) may hold the others back"
+    )
+    align_pause_at: int = Field(
+        10_000, ge=1, description="Records held from one partition before fetching from it pauses (it is ahead)"
+    )
     metrics_port: int = Field(9109, ge=0, description="Worker's Prometheus metrics port on 127.0.0.1 (0 = off)")
 
     # API

@@ -33,12 +33,15 @@ from streams.contracts import Event, Rejection, decode
 Accepted = dict[str, list[Event]]  # user_id -> accepted events, sorted by ts
 
 
-def accept(records: Iterable[tuple[str, bytes]]) -> Accepted:
-    """Pass 1: (kind, raw bytes) in arrival order -> each user's accepted events, sorted by event time."""
+def accept(records: Iterable[tuple[str, bytes] | tuple[str, bytes, int | None]]) -> Accepted:
+    """Pass 1: (kind, raw bytes[, broker timestamp ms]) in arrival order -> each user's accepted events, by time.
+
+    Without a broker timestamp the ``ts_in_future`` check cannot apply, as in a file of history.
+    """
     states: dict[str, UserState] = {}
     out: defaultdict[str, list[Event]] = defaultdict(list)
-    for kind, raw in records:
-        ev = decode(kind, raw)
+    for kind, raw, *broker_ts in records:
+        ev = decode(kind, raw, broker_ts[0] if broker_ts else None)
         if isinstance(ev, Rejection):
             continue
         state = states.get(ev.user_id)

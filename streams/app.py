@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,17 +10,26 @@ import faust
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 from churnstream.settings import Settings
+from streams.aligner import EventTimeAligner
 from streams.records import RawRecord
 
 log = logging.getLogger(__name__)
 
 
+def to_record(event: Any) -> RawRecord:
+    m = event.message
+    return RawRecord(
+        m.topic, m.partition, m.offset, int(m.timestamp * 1000) if m.timestamp else None, m.key, m.value or b""
+    )
+
+
 def build_app(settings: Settings) -> faust.App:
     """A Faust app with one agent over the three co-partitioned input topics.
 
-    Consumption is at-least-once: each micro-batch is taken with ``noack_take`` and acked only after every sink
-    has succeeded, so a failure leaves its offsets uncommitted and the records are delivered again; the
-    processor's effects are idempotent, so redelivery changes nothing.
+    Consumption is at-least-once: records are taken with ``noack_take`` and acked only after every sink has
+    succeeded, so a failure leaves their offsets uncommitted and they are delivered again; the processor's
+    effects are idempotent, so redelivery changes nothing. Between the consumer and the processor, an
+    :class:`~streams.aligner.EventTimeAligner` restores the arrival order across topics.
     """
     from features.store import RedisStateStore
     from streams.dlq import KafkaDeadLetters
@@ -40,42 +50,89 @@ def build_app(settings: Settings) -> faust.App:
     )
     inputs = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
+    aligner = EventTimeAligner(
+        max_buffered=settings.align_max_buffered,
+        max_wait_s=settings.align_max_wait_s,
+        pause_at=settings.align_pause_at,
+    )
+    paused: set[Any] = set()
+    lock = asyncio.Lock()
+    state: dict[str, Any] = {}
 
     async def send_dlq(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         return await dlq_topic.send(key=key, value=value, headers=headers)
 
-    processor: FeatureProcessor | None = None
-
-    @app.agent(inputs, name="features")
-    async def features_agent(stream: Any) -> None:  # a faust.Stream: noack_take is not on StreamT
-        nonlocal processor
-        if processor is None:
-            processor = FeatureProcessor(
+    def processor() -> FeatureProcessor:
+        if "processor" not in state:
+            state["processor"] = FeatureProcessor(
                 settings.input_topics,
                 RedisStateStore.from_url(settings.redis_url),
                 ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS),
                 KafkaDeadLetters(send_dlq),
             )
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-            records = [
-                RawRecord(
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    int(m.timestamp * 1000) if m.timestamp else None,
-                    m.key,
-                    m.value or b"",
-                )
-                for m in (e.message for e in events)
-            ]
+        return state["processor"]
+
+    def assigned() -> set[Any]:
+        return {tp for tp in app.consumer.assignment() if tp.topic in settings.input_topics}
+
+    def caught_up(tp: Any) -> bool:
+        """Nothing more to fetch from ``tp``: everything up to its high watermark has reached the aligner."""
+        highwater = app.consumer.highwater(tp)
+        if highwater is None:
+            return False
+        last = aligner.last_offset.get(tp)
+        if last is not None:
+            return bool(last + 1 >= highwater)
+        committed = getattr(app.consumer, "_committed_offset", {}).get(tp)  # the next offset to read
+        return bool((committed or 0) >= highwater)
+
+    def flow_control() -> None:
+        """Pause partitions that are far ahead in time; resume them once they have drained."""
+        ahead: set[Any] = aligner.ahead()
+        if ahead - paused:
+            app.consumer.pause_partitions(ahead - paused)
+            paused.update(ahead)
+        drained = paused - ahead
+        if drained:
+            app.consumer.resume_partitions(drained)
+            paused.difference_update(drained)
+
+    async def process_ready(stream: Any) -> None:
+        async with lock:
+            ready = aligner.release(assigned(), caught_up)
+            flow_control()
+            if not ready:
+                return
+            records = [to_record(e) for e in ready]
             # Effects are idempotent, so a batch that failed part-way is simply processed again.
             async for attempt in AsyncRetrying(
                 wait=wait_exponential(multiplier=0.2, max=10), before_sleep=before_sleep_log(log, logging.ERROR)
             ):
                 with attempt:
-                    await processor.process(records)
-            for event in events:
+                    await processor().process(records)
+            for event in ready:
                 await stream.ack(event)
+
+    @app.agent(inputs, name="features")
+    async def features_agent(stream: Any) -> None:  # a faust.Stream: noack_take is not on StreamT
+        state["stream"] = stream
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+            aligner.add((e.message.tp, e.message.offset, int((e.message.timestamp or 0) * 1000), e) for e in events)
+            await process_ready(stream)
+
+    @app.timer(interval=0.25)
+    async def release_held() -> None:
+        """Release held records when no new batch arrives (a partition went quiet or was caught up)."""
+        if "stream" in state and aligner.size:
+            await process_ready(state["stream"])
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types async receivers narrowly
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked = set(args[0] if args else kwargs.get("revoked", ()))
+        dropped = aligner.drop(revoked)
+        paused.difference_update(revoked)
+        if dropped:
+            log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
 
     return app
 

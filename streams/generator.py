@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,7 +257,8 @@ def arrivals(
     n = len(events)
     delay = np.where(rng.random(n) < out_of_order, rng.integers(1, max_delay_ms, n), 0)
     order = np.argsort(np.array([e["ts"] for e in events], dtype=np.int64) + delay, kind="stable")
-    now_ms = now_ms if now_ms is not None else (events[-1]["ts"] if events else 0)
+    # "the future" is relative to the broker's clock when the records are produced: the wall clock
+    now_ms = now_ms if now_ms is not None else max(int(time.time() * 1000), events[-1]["ts"] if events else 0)
     dup = rng.random(n) < duplicates
     bad = rng.random(n) < malformed
     out: list[Record] = []

@@ -1,0 +1,101 @@
+"""Event-time alignment across partitions: records are released in broker-timestamp order.
+
+Kafka orders records within a partition only. When a worker catches up on a backlog, a small topic
+(``purchases``) is consumed far ahead of a large one (``page_views``), and a user's clock would jump ahead:
+older events still waiting in the large topic would then be wrongly ``too_late``. Like Kafka Streams'
+timestamp synchronisation, the aligner holds records and releases the one with the smallest broker timestamp
+next, but only while every assigned partition either has buffered records or is caught up (nothing more to
+fetch). A backlog is then processed in the order it arrived, the same order as in real time, so the
+results do not depend on how fast or how late the worker consumes.
+
+A partition that is behind but delivers nothing (empty, not caught up) may hold the others back for at most
+``max_wait_s``; a partition that is merely *ahead* is never released early: the caller pauses fetching from
+partitions whose queue passes ``pause_at`` (see :meth:`ahead`), which bounds memory without breaking the order.
+``max_buffered`` is a last-resort cap.
+
+>>> a = EventTimeAligner()
+>>> a.add([("cart", 0, 50, "c@50"), ("pv", 0, 10, "p@10")])
+>>> a.release({"pv", "cart"}, caught_up=lambda tp: False)  # pv has more to fetch: cart@50 must wait
+['p@10']
+>>> a.add([("pv", 1, 60, "p@60")])
+>>> a.release({"pv", "cart"}, caught_up=lambda tp: True)
+['c@50', 'p@60']
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+Entry = tuple[Hashable, int, int, Any]  # (partition, offset, broker timestamp ms, item)
+
+
+class EventTimeAligner:
+    def __init__(self, max_buffered: int = 200_000, max_wait_s: float = 2.0, pause_at: int = 10_000) -> None:
+        self.max_buffered, self.max_wait_s, self.pause_at = max_buffered, max_wait_s, pause_at
+        self._queues: dict[Hashable, deque[tuple[int, int, Any]]] = {}
+        self.last_offset: dict[Hashable, int] = {}
+        self.size = 0
+        self._blocked_since: float | None = None
+
+    def add(self, entries: Iterable[Entry]) -> None:
+        for tp, offset, ts, item in entries:
+            q = self._queues.get(tp)
+            if q is None:
+                q = self._queues[tp] = deque()
+            q.append((ts, offset, item))
+            self.last_offset[tp] = offset
+            self.size += 1
+
+    def _blocked(self, blocked: bool) -> bool:
+        """Track how long an idle partition has held the others back; True once that exceeds ``max_wait_s``."""
+        if not blocked:
+            self._blocked_since = None
+            return False
+        now = time.monotonic()
+        if self._blocked_since is None:
+            self._blocked_since = now
+        return now - self._blocked_since >= self.max_wait_s
+
+    def ahead(self) -> set[Hashable]:
+        """Partitions holding more than ``pause_at`` records: pause fetching from them until they drain."""
+        return {tp for tp, q in self._queues.items() if len(q) > self.pause_at}
+
+    def release(self, assigned: Iterable[Hashable], caught_up: Callable[[Hashable], bool]) -> list[Any]:
+        """Items that are safe to process now, in broker-timestamp order (ties by partition order of arrival)."""
+        idle = any(not self._queues.get(tp) and not caught_up(tp) for tp in assigned)
+        forced = self._blocked(idle) or self.size >= self.max_buffered
+        if idle and not forced:
+            return []
+        heap = [(q[0][0], q[0][1], i, tp) for i, (tp, q) in enumerate(self._queues.items()) if q]
+        heapq.heapify(heap)
+        order = {tp: i for i, tp in enumerate(self._queues)}
+        out = []
+        while heap:
+            _, _, _, tp = heapq.heappop(heap)
+            q = self._queues[tp]
+            out.append(q.popleft()[2])
+            self.size -= 1
+            if q:
+                heapq.heappush(heap, (q[0][0], q[0][1], order[tp], tp))
+            elif not forced and not caught_up(tp):
+                break
+        return out
+
+    def drop(self, tps: Iterable[Hashable]) -> int:
+        """Forget buffered records of revoked partitions (they are redelivered to their new owner)."""
+        dropped = 0
+        for tp in tps:
+            q = self._queues.pop(tp, None)
+            if q:
+                dropped += len(q)
+            self.last_offset.pop(tp, None)
+        self.size -= dropped
+        return dropped
+
+    def drain(self) -> list[Any]:
+        """Everything buffered, in timestamp order (shutdown)."""
+        return self.release((), caught_up=lambda tp: True)

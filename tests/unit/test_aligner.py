@@ -1,0 +1,51 @@
+"""Arrival-order alignment across partitions."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from streams.aligner import EventTimeAligner
+
+
+def test_releases_in_timestamp_order_across_partitions_when_all_caught_up() -> None:
+    a = EventTimeAligner()
+    rng = random.Random(0)
+    entries = {tp: sorted(rng.sample(range(10_000), 200)) for tp in ("a", "b", "c")}
+    for tp, stamps in entries.items():
+        a.add((tp, i, ts, (tp, ts)) for i, ts in enumerate(stamps))
+    out = a.release({"a", "b", "c"}, caught_up=lambda tp: True)
+    assert [ts for _, ts in out] == sorted(ts for stamps in entries.values() for ts in stamps)
+    assert a.size == 0
+
+
+def test_partition_order_is_kept_even_when_timestamps_go_backwards() -> None:
+    a = EventTimeAligner()
+    a.add([("a", 0, 50, "a0"), ("a", 1, 10, "a1"), ("b", 0, 20, "b0")])
+    assert a.release({"a", "b"}, caught_up=lambda tp: True) == ["b0", "a0", "a1"]
+
+
+def test_waits_for_a_partition_that_is_behind() -> None:
+    a = EventTimeAligner()
+    a.add([("purchases", 0, 1_000, "late-purchase")])
+    # page_views has more to fetch: releasing the purchase now could put it ahead of older page views
+    assert a.release({"purchases", "page_views"}, caught_up=lambda tp: tp == "purchases") == []
+    a.add([("page_views", 0, 10, "pv10"), ("page_views", 1, 2_000, "pv2000")])
+    # pv2000 is after the purchase; page_views may still hold more: stop once its queue is empty
+    assert a.release({"purchases", "page_views"}, caught_up=lambda tp: False) == ["pv10", "late-purchase"]
+    assert a.size == 1
+
+
+def test_an_idle_partition_holds_back_for_at_most_max_wait() -> None:
+    a = EventTimeAligner(max_wait_s=0.05)
+    a.add([("a", 0, 5, "a0")])
+    assert a.release({"a", "b"}, caught_up=lambda tp: tp == "a") == []
+    time.sleep(0.06)
+    assert a.release({"a", "b"}, caught_up=lambda tp: tp == "a") == ["a0"]
+
+
+def test_partitions_far_ahead_are_reported_for_pausing_and_revoke_drops_them() -> None:
+    a = EventTimeAligner(pause_at=3)
+    a.add(("purchases", i, 1_000 + i, i) for i in range(5))
+    assert a.ahead() == {"purchases"}
+    assert a.drop({"purchases"}) == 5 and a.size == 0 and a.ahead() == set()

@@ -1,0 +1,144 @@
+"""The pure feature function on hand-computed cases."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from features.compute import FEATURE_NAMES, NEVER, features
+from features.state import DAY_MS, HORIZON_DAYS, UserState, apply
+from streams.contracts import Event
+
+T0 = 20_000 * DAY_MS  # 2024-10-04T00:00:00Z, a day boundary
+
+
+def pv(i: int, ts: int, product: bool = False) -> Event:
+    return Event("page_view", f"pv{i}", "u", ts, product_view=product)
+
+
+def cart(i: int, ts: int, add: bool = True) -> Event:
+    return Event("cart", f"c{i}", "u", ts, cart_add=add, cart_remove=not add)
+
+
+def buy(i: int, ts: int, cents: int) -> Event:
+    return Event("purchase", f"b{i}", "u", ts, revenue_cents=cents)
+
+
+def state_of(*events: Event) -> UserState:
+    s = UserState()
+    for ev in events:
+        assert apply(s, ev) == "applied"
+    return s
+
+
+def test_empty_history() -> None:
+    f = features(UserState(), T0)
+    assert tuple(f) == FEATURE_NAMES
+    assert all(f[n] == 0.0 for n in FEATURE_NAMES if not n.startswith("days_since"))
+    assert all(f[n] == NEVER for n in FEATURE_NAMES if n.startswith("days_since"))
+
+
+def test_every_value_is_a_finite_float() -> None:
+    s = state_of(pv(1, T0, True), cart(2, T0 + 1), buy(3, T0 + 2, 1234))
+    f = features(s, s.last_ms)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in f.values())
+
+
+def test_event_exactly_seven_days_before_as_of_is_outside_the_7_day_window() -> None:
+    as_of = T0 + 12 * 3_600_000  # noon
+    s = state_of(pv(1, as_of - 7 * DAY_MS), pv(2, as_of))
+    f = features(s, as_of)
+    # the window of 7 days is the UTC days as_of_day-6 .. as_of_day
+    assert f["page_views_7d"] == 1.0
+    assert f["page_views_14d"] == 2.0
+    assert f["active_days_7d"] == 1.0 and f["active_days_14d"] == 2.0
+
+
+def test_day_boundary_at_midnight_utc() -> None:
+    # 23:59:59.999 belongs to the previous day, 00:00:00.000 to the new one
+    s = state_of(pv(1, T0 - 1), pv(2, T0))
+    assert sorted(s.days) == [T0 // DAY_MS - 1, T0 // DAY_MS]
+    # as of 00:00 the 7-day window spans days -6..0: both events are inside
+    assert features(s, T0)["page_views_7d"] == 2.0
+    # six days later at midnight, the event at 23:59:59.999 seven days back has left the window
+    f = features(s, T0 + 6 * DAY_MS)
+    assert f["page_views_7d"] == 1.0 and f["page_views_14d"] == 2.0
+
+
+def test_counts_revenue_ratios_and_recency_by_hand() -> None:
+    s = state_of(
+        pv(1, T0 - 40 * DAY_MS),  # tenure starts here
+        pv(2, T0 - 20 * DAY_MS, product=True),
+        pv(3, T0 - 10 * DAY_MS, product=True),
+        cart(4, T0 - 10 * DAY_MS + 1000),
+        pv(5, T0 - 3 * DAY_MS, product=True),
+        cart(6, T0 - 3 * DAY_MS + 1000),
+        cart(7, T0 - 3 * DAY_MS + 2000, add=False),
+        buy(8, T0 - 2 * DAY_MS, 4999),
+        pv(9, T0 - DAY_MS // 2),
+    )
+    as_of = T0  # half a day after the last page view
+    f = features(s, as_of)
+    assert f["page_views_7d"] == 2 and f["page_views_30d"] == 4 and f["page_views_60d"] == 5
+    assert f["product_views_30d"] == 3 and f["product_views_7d"] == 1
+    assert f["cart_adds_30d"] == 2 and f["cart_removes_30d"] == 1 and f["cart_adds_7d"] == 1
+    assert f["purchases_7d"] == 1 and f["revenue_7d"] == 49.99 and f["revenue_60d"] == 49.99
+    assert f["active_days_7d"] == 3  # days -3, -2, -1
+    assert f["active_days_60d"] == 6
+    assert f["days_since_last_event"] == 0.5
+    assert f["days_since_last_page_view"] == 0.5
+    assert f["days_since_last_cart"] == pytest.approx(3 - 2000 / DAY_MS)
+    assert f["days_since_last_purchase"] == 2.0
+    assert f["tenure_days"] == 40.0
+    assert f["lifetime_events"] == 9 and f["lifetime_purchases"] == 1 and f["lifetime_revenue"] == 49.99
+    assert f["avg_order_value"] == 49.99
+    # last 7 days: pv5, cart6, cart7, buy8, pv9 = 5; days 7..13 before: pv3, cart4 = 2
+    assert f["trend_7d"] == (5 - 2) / (5 + 2)
+    # last 30 days: 8 events; days 30..59: pv1 = 1
+    assert f["trend_30d"] == (8 - 1) / 9
+    assert f["cart_adds_per_product_view_30d"] == 2 / 3
+    assert f["purchases_per_cart_add_30d"] == 1 / 2
+
+
+def test_function_is_pure_and_point_in_time() -> None:
+    s = state_of(pv(1, T0), pv(2, T0 + 5 * DAY_MS))
+    before = copy.deepcopy(s)
+    f_early = features(s, T0)
+    assert s == before
+    # buckets after as_of's day are not seen
+    assert f_early["page_views_60d"] == 1.0
+
+
+def test_out_of_order_event_updates_the_right_day() -> None:
+    in_order = state_of(pv(1, T0), pv(2, T0 + DAY_MS), pv(3, T0 + 9 * DAY_MS))
+    shuffled = state_of(pv(3, T0 + 9 * DAY_MS), pv(1, T0), pv(2, T0 + DAY_MS))
+    assert in_order.days == shuffled.days
+    assert features(in_order, in_order.last_ms) == features(shuffled, shuffled.last_ms)
+
+
+def test_too_late_is_relative_to_the_users_latest_event() -> None:
+    s = state_of(pv(1, T0 + 100 * DAY_MS))
+    edge = T0 + (100 - HORIZON_DAYS) * DAY_MS  # first ms of the oldest kept day
+    assert apply(s, pv(2, edge)) == "applied"
+    assert apply(s, pv(3, edge - 1)) == "too_late"
+    assert s.events == 2
+
+
+def test_replayed_offsets_and_duplicate_ids_change_nothing() -> None:
+    s = UserState()
+    assert apply(s, pv(1, T0), tp=0, offset=10) == "applied"
+    snapshot = copy.deepcopy(s)
+    assert apply(s, pv(1, T0), tp=0, offset=10) == "replayed"
+    assert apply(s, pv(9, T0), tp=0, offset=3) == "replayed"
+    assert s == snapshot
+    assert apply(s, pv(1, T0), tp=0, offset=11) == "duplicate"  # same event id, new offset: producer retry
+    assert s.events == 1 and s.offsets[0] == 11
+
+
+def test_buckets_older_than_the_horizon_are_pruned() -> None:
+    s = state_of(*(pv(i, T0 + i * DAY_MS) for i in range(100)))
+    assert len(s.days) == HORIZON_DAYS + 1
+    assert min(s.days) == s.last_ms // DAY_MS - HORIZON_DAYS
+    assert s.events == 100 and features(s, s.last_ms)["lifetime_events"] == 100
