@@ -134,5 +134,22 @@ def demo(
     run_demo(get_settings(), console, users=users, days=days)
 
 
+bench_app = typer.Typer(
+    help="Benchmarks on the local stack; results go to docs/benchmarks.md and .json.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("features")
+def bench_features(
+    users: int = typer.Option(6000, help="simulated users"),
+    days: int = typer.Option(90, help="days of history"),
+) -> None:
+    """Feature-path events/s vs a do-nothing Faust agent and a bare aiokafka loop; Redis bytes per user."""
+    from bench.run_features import run
+
+    run(get_settings(), console, users=users, days=days)
+
+
 if __name__ == "__main__":
     app()

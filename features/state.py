@@ -29,7 +29,8 @@ from streams.contracts import Event
 
 DAY_MS = 86_400_000
 HORIZON_DAYS = 60  # buckets kept: the latest event's day and the 60 days before it
-RECENT_IDS = 32  # event ids remembered per user to drop producer retries
+RECENT_IDS = 16  # event ids remembered per user to drop producer retries
+ID_HASH_BYTES = 6  # 48-bit hashes: a false "duplicate" needs a collision among 16 ids (p ~ 6e-14 per event)
 
 # bucket / lifetime slots
 PAGE_VIEWS, PRODUCT_VIEWS, CART_ADDS, CART_REMOVES, PURCHASES, REVENUE_CENTS = range(6)
@@ -48,19 +49,63 @@ class UserState(msgspec.Struct, array_like=True):
     life: list[int] = msgspec.field(default_factory=lambda: [0] * SLOTS)
     days: dict[int, list[int]] = msgspec.field(default_factory=dict)  # UTC day number -> slots
     offsets: dict[int, int] = msgspec.field(default_factory=dict)  # topic-partition code -> last applied offset
-    recent: list[int] = msgspec.field(default_factory=list)  # 64-bit hashes of the latest event ids
+    recent: bytes = b""  # hashes of the latest event ids, ID_HASH_BYTES each, oldest first
+
+
+class _Stored(msgspec.Struct, array_like=True):
+    """Wire form: day buckets keyed by age relative to the latest event's day (0..60: one byte each)."""
+
+    events: int
+    first_ms: int
+    last_ms: int
+    last_page_view_ms: int
+    last_cart_ms: int
+    last_purchase_ms: int
+    life: list[int]
+    ages: dict[int, list[int]]
+    offsets: dict[int, int]
+    recent: bytes
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(UserState)
+_decoder = msgspec.msgpack.Decoder(_Stored)
 
 
 def encode_state(state: UserState) -> bytes:
-    return _encoder.encode(state)
+    last_day = state.last_ms // DAY_MS
+    return _encoder.encode(
+        _Stored(
+            state.events,
+            state.first_ms,
+            state.last_ms,
+            state.last_page_view_ms,
+            state.last_cart_ms,
+            state.last_purchase_ms,
+            state.life,
+            {last_day - d: b for d, b in state.days.items()},
+            state.offsets,
+            state.recent,
+        )
+    )
 
 
 def decode_state(blob: bytes | None) -> UserState:
-    return UserState() if blob is None else _decoder.decode(blob)
+    if blob is None:
+        return UserState()
+    s = _decoder.decode(blob)
+    last_day = s.last_ms // DAY_MS
+    return UserState(
+        s.events,
+        s.first_ms,
+        s.last_ms,
+        s.last_page_view_ms,
+        s.last_cart_ms,
+        s.last_purchase_ms,
+        s.life,
+        {last_day - a: b for a, b in s.ages.items()},
+        s.offsets,
+        s.recent,
+    )
 
 
 def state_key(user_id: str) -> str:
@@ -73,8 +118,18 @@ def partition_code(topic_index: int, partition: int) -> int:
     return topic_index << 16 | partition
 
 
-def id_hash(event_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+def id_hash(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=ID_HASH_BYTES).digest()
+
+
+def _seen(recent: bytes, h: bytes) -> bool:
+    """Is ``h`` one of the aligned hashes in ``recent``?"""
+    i = recent.find(h)
+    while i != -1:
+        if i % ID_HASH_BYTES == 0:
+            return True
+        i = recent.find(h, i + 1)
+    return False
 
 
 def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None = None) -> Outcome:
@@ -89,14 +144,12 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
             return "replayed"
         state.offsets[tp] = offset
     h = id_hash(ev.event_id)
-    if h in state.recent:
+    if _seen(state.recent, h):
         return "duplicate"
     day = ev.ts_ms // DAY_MS
     if state.events and day < state.last_ms // DAY_MS - HORIZON_DAYS:
         return "too_late"
-    state.recent.append(h)
-    if len(state.recent) > RECENT_IDS:
-        del state.recent[0]
+    state.recent = (state.recent + h)[-RECENT_IDS * ID_HASH_BYTES :]
 
     bucket = state.days.get(day)
     if bucket is None:

@@ -1,0 +1,155 @@
+"""Feature-path throughput against the framework's floor, same topics, same run.
+
+1. ``bare``: an aiokafka ``getmany`` + orjson decode loop (no framework);
+2. ``faust_noop``: a do-nothing Faust agent (``bench/faust_noop.py``);
+3. ``features``: the real worker (validation, state, Redis, ClickHouse ``events``, DLQ), measured from its
+   Prometheus counter between the first and the last processed record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from churnstream.settings import Settings
+from streams import generator
+from streams.produce import produce_records
+
+
+@dataclass
+class Result:
+    name: str
+    events: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+
+def make_topics(settings: Settings, prefix: str) -> tuple[str, str, str]:
+    names = (f"{prefix}.page_views", f"{prefix}.cart_events", f"{prefix}.purchases")
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    for fut in admin.create_topics([NewTopic(t, settings.partitions, 1) for t in (*names, f"{prefix}.dlq")]).values():
+        fut.result()
+    return names
+
+
+def produce(settings: Settings, topics: tuple[str, str, str], users: int, days: int, seed: int) -> int:
+    """Generated events (no faults), mapped onto the bench topics; returns the record count."""
+    events = generator.simulate(generator.make_users(users, days, seed, prefix=f"b{seed}"), days, seed)
+    records = generator.arrivals(events, seed)
+    mapping = dict(zip(("page_views", "cart_events", "purchases"), topics, strict=True))
+    return produce_records(settings, [generator.Record(mapping[r.topic], r.key, r.value) for r in records])
+
+
+async def _bare(settings: Settings, topics: tuple[str, ...], expected: int) -> Result:
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"bare-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    n, t0 = 0, 0.0
+    try:
+        while n < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batch.values():
+                for r in records:
+                    orjson.loads(r.value)
+                    n += 1
+                    if n == 1:
+                        t0 = time.perf_counter()
+    finally:
+        await consumer.stop()
+    return Result("bare aiokafka getmany + orjson", n - 1, time.perf_counter() - t0)
+
+
+def bare(settings: Settings, topics: tuple[str, ...], expected: int) -> Result:
+    return asyncio.run(_bare(settings, topics, expected))
+
+
+def faust_noop(settings: Settings, topics: tuple[str, ...], expected: int) -> Result:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.faust_noop",
+            settings.kafka_bootstrap,
+            f"noop-{uuid.uuid4().hex[:8]}",
+            str(expected),
+            *topics,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    # the Faust worker routes stdout through its logger: find the JSON inside the log line
+    text = out.stdout + out.stderr
+    start = text.find('{"events"')
+    if start < 0:
+        raise RuntimeError(f"the Faust no-op agent printed no result:\n{text[-2000:]}")
+    r = json.loads(text[start : text.index("}", start) + 1])
+    return Result("do-nothing Faust agent", r["events"], r["seconds"])
+
+
+def _processed(port: int) -> float:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith("churnstream_events_total{"))
+
+
+def features(settings: Settings, topics: tuple[str, str, str], prefix: str, expected: int, port: int) -> Result:
+    env = {
+        **os.environ,
+        "CHURNSTREAM_HOME": str(settings.home),
+        "CHURNSTREAM_APP_ID": f"{prefix}-features",
+        "CHURNSTREAM_TOPIC_PAGE_VIEWS": topics[0],
+        "CHURNSTREAM_TOPIC_CART": topics[1],
+        "CHURNSTREAM_TOPIC_PURCHASES": topics[2],
+        "CHURNSTREAM_TOPIC_DLQ": f"{prefix}.dlq",
+        "CHURNSTREAM_METRICS_PORT": str(port),
+        "CHURNSTREAM_KAFKA_PORT": str(settings.kafka_port),
+        "CHURNSTREAM_REDIS_URL": settings.redis_url,
+        "CHURNSTREAM_CLICKHOUSE_DSN": settings.clickhouse_dsn,
+    }
+    log = open(settings.dir("logs") / "bench-worker.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "churnstream.cli", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        first_n, first_t = 0.0, 0.0
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            n = _processed(port)
+            now = time.perf_counter()
+            if n and not first_t:
+                first_n, first_t = n, now
+            if n >= expected:
+                return Result("churnstream feature path", int(n - first_n), now - first_t)
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited; see {log.name}")
+            time.sleep(0.2)
+        raise TimeoutError("feature path did not finish")
+    finally:
+        proc.terminate()
+        proc.wait(60)
