@@ -132,3 +132,29 @@ def read_clickhouse(client: Any, user_ids: Sequence[str] | None = None) -> Accep
             )
         )
     return dict(out)
+
+
+def read_queries(path: Path) -> list[tuple[str, int]]:
+    """(user_id, as_of_ms) from a CSV with columns ``user_id,as_of`` (epoch ms or ISO-8601 with a zone)."""
+    from streams.contracts import Rejection as _Rejection
+    from streams.contracts import parse_ts
+
+    out = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            raw = row["as_of"].strip()
+            as_of = parse_ts(int(raw) if raw.lstrip("-").isdigit() else raw)
+            if isinstance(as_of, _Rejection):
+                raise ValueError(f"{path}:{i}: {as_of.detail}")
+            out.append((row["user_id"], as_of))
+    return out
+
+
+def write_csv(path: Path, queries: Sequence[tuple[str, int]], rows: Sequence[dict[str, float]]) -> None:
+    from features.compute import FEATURE_NAMES
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "as_of_ms", *FEATURE_NAMES])
+        for (user_id, as_of), feats in zip(queries, rows, strict=True):
+            w.writerow([user_id, as_of, *(repr(feats[n]) for n in FEATURE_NAMES)])
