@@ -197,6 +197,7 @@ MALFORMED_KINDS = (
     "invalid_quantity",
     "unknown_action",
     "payload_too_large",
+    "too_late",
 )
 
 
@@ -219,6 +220,8 @@ def malformed_record(kind: str, template: dict, now_ms: int) -> Record:
         e["ts"] = "yesterday at noon"
     elif kind == "ts_in_future":
         e["ts"] = now_ms + 3 * DAY_MS
+    elif kind == "too_late":  # valid, but 70 days older than the event just sent for this user
+        e["ts"] = max(0, template["ts"] - 70 * DAY_MS)
     elif kind == "payload_too_large":
         e["padding"] = "x" * (65 * 1024)
     elif kind in ("invalid_amount", "invalid_quantity", "unknown_action"):

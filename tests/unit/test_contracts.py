@@ -103,7 +103,7 @@ def test_rejections_name_reason_and_field(kind: str, event: dict | bytes, reason
     assert names in out.detail
 
 
-@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+@pytest.mark.parametrize("kind", [k for k in MALFORMED_KINDS if k != "too_late"])  # too_late needs state
 def test_generator_malformed_records_hit_their_reason(kind: str) -> None:
     template = {"type": "page_view"} | PV
     rec = malformed_record(kind, template, BROKER_TS)
