@@ -168,6 +168,141 @@ def features_build(
     console.print(f"wrote {len(rows):,} feature rows to {out}")
 
 
+models_app = typer.Typer(help="The model registry: list versions, promote a champion.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _registry():
+    from models.registry import Registry
+
+    return Registry(get_settings().dir("models"))
+
+
+@app.command()
+def train(
+    users: int = typer.Option(5000, help="simulated users (when no --events is given)"),
+    days: int = typer.Option(365, help="days of simulated history"),
+    seed: int = typer.Option(0, help="random seed"),
+    events: Path | None = typer.Option(None, help="train on this JSONL/CSV history instead of a simulation"),
+    per_user: int = typer.Option(12, help="as_of points sampled per user and split"),
+    report: bool = typer.Option(True, help="write docs/models.md and docs/models.json"),
+) -> None:
+    """Train logreg, SVM, random forest and XGBoost per task on point-in-time data; promote the best."""
+    import numpy as np
+    import orjson
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from features import offline
+    from models import oracle
+    from models import report as model_report
+    from models.train import train_task
+    from streams import generator
+
+    registry = _registry()
+    reports = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        step = bar.add_task("preparing history", total=None)
+        oracle_fn = None
+        if events is None:
+            bar.update(step, description=f"simulating {users:,} users over {days} days")
+            simulated = generator.make_users(users, days, seed)
+            history = generator.simulate(simulated, days, seed)
+            accepted = offline.accept((e["type"], orjson.dumps(e)) for e in history)
+            by_id = {u.user_id: u for u in simulated}
+            source = f"{len(history):,} simulated events of {users:,} users over {days} days (seed {seed})."
+        else:
+            reader = offline.read_csv if events.suffix == ".csv" else offline.read_jsonl
+            accepted = offline.accept(reader(events))
+            source = f"history from {events}."
+        for task in ("churn", "purchase"):
+            if events is None:
+
+                def oracle_fn(us: list[str], ts: list[int], task: str = task) -> np.ndarray:
+                    return np.array([oracle.probability(task, by_id[u], t) for u, t in zip(us, ts, strict=True)])
+
+            reports[task] = train_task(
+                accepted,
+                task,
+                registry,
+                per_user=per_user,
+                seed=seed,
+                oracle=oracle_fn,
+                progress=lambda msg: bar.update(step, description=msg),
+            )
+        bar.update(step, description="done")
+    for task, r in reports.items():
+        table = Table(title=f"{task}: test metrics (champion {r['champion']})")
+        for col in ("model", "ROC-AUC", "PR-AUC", "log loss", "Brier", "1 row us", "batch us/row"):
+            table.add_column(col)
+        if "oracle" in r:
+            table.add_row(
+                "oracle",
+                f"{r['oracle']['roc_auc']:.4f}",
+                f"{r['oracle']['pr_auc']:.4f}",
+                f"{r['oracle']['log_loss']:.4f}",
+                f"{r['oracle']['brier']:.4f}",
+                "-",
+                "-",
+            )
+        for name, m in r["models"].items():
+            table.add_row(
+                name,
+                f"{m['roc_auc']:.4f}",
+                f"{m['pr_auc']:.4f}",
+                f"{m['log_loss']:.4f}",
+                f"{m['brier']:.4f}",
+                f"{m['single_row_us']:.0f}",
+                f"{m['batch_per_row_us']:.2f}",
+            )
+        console.print(table)
+    if report:
+        command = (
+            f"churnstream train --users {users} --days {days} --seed {seed}"
+            if events is None
+            else (f"churnstream train --events {events}")
+        )
+        model_report.write(reports, command, source)
+        console.print("wrote docs/models.md and docs/models.json")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every registered version with its test AUC; the champion of each task is marked."""
+    from models.registry import ModelRejected
+
+    registry = _registry()
+    table = Table()
+    for col in ("task", "model", "version", "ROC-AUC", "champion"):
+        table.add_column(col)
+    for task in ("churn", "purchase"):
+        champion = registry.champion(task)
+        for model in ("logreg", "svm", "random_forest", "xgboost"):
+            for ref in registry.versions(task, model):
+                try:
+                    auc = f"{registry.meta(ref)['metrics']['roc_auc']:.4f}"
+                except (ModelRejected, KeyError):
+                    auc = "unreadable"
+                table.add_row(task, model, ref.version, auc, "*" if ref == champion else "")
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(task: str, model: str, version: str = typer.Option("", help="default: the latest")) -> None:
+    """Make a model version the champion of a task (checked before it takes effect)."""
+    from models.registry import ModelRef, ModelRejected
+
+    registry = _registry()
+    ref = ModelRef(task, model, version) if version else registry.latest(task).get(model)
+    if ref is None:
+        raise typer.BadParameter(f"no {model} versions for {task}")
+    try:
+        registry.promote(ref)
+    except ModelRejected as exc:
+        console.print(f"[red]refused:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"champion of {task} is now {ref}")
+
+
 bench_app = typer.Typer(
     help="Benchmarks on the local stack; results go to docs/benchmarks.md and .json.", no_args_is_help=True
 )
