@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     align_pause_at: int = Field(
         10_000, ge=1, description="Records held from one partition before fetching from it pauses (it is ahead)"
     )
+    model_reload_s: float = Field(2.0, gt=0, description="How often the worker checks for a newly promoted champion")
     metrics_port: int = Field(9109, ge=0, description="Worker's Prometheus metrics port on 127.0.0.1 (0 = off)")
 
     # API

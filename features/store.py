@@ -8,6 +8,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from features.state import state_key
+from streams.scoring import score_key
 
 
 class StateStore(Protocol):
@@ -15,18 +16,26 @@ class StateStore(Protocol):
 
     async def read_many(self, user_ids: Sequence[str]) -> list[bytes | None]: ...
 
-    async def write_many(self, states: Mapping[str, bytes]) -> None: ...
+    async def write_many(self, states: Mapping[str, bytes], scores: Scores | None = None) -> None:
+        """Write states (and, if given, each user's latest scores by ``<task>:<kind>``) in one round trip."""
+        ...
+
+
+Scores = Mapping[str, Mapping[str, bytes]]
 
 
 class MemoryStateStore:
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
+        self.scores: dict[str, dict[str, bytes]] = {}
 
     async def read_many(self, user_ids: Sequence[str]) -> list[bytes | None]:
         return [self.data.get(u) for u in user_ids]
 
-    async def write_many(self, states: Mapping[str, bytes]) -> None:
+    async def write_many(self, states: Mapping[str, bytes], scores: Scores | None = None) -> None:
         self.data.update(states)
+        for u, fields in (scores or {}).items():
+            self.scores.setdefault(u, {}).update(fields)
 
 
 class RedisStateStore:
@@ -47,12 +56,14 @@ class RedisStateStore:
                 pipe.get(state_key(u))
             return list(await pipe.execute())
 
-    async def write_many(self, states: Mapping[str, bytes]) -> None:
-        if not states:
+    async def write_many(self, states: Mapping[str, bytes], scores: Scores | None = None) -> None:
+        if not states and not scores:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for u, blob in states.items():
                 pipe.set(state_key(u), blob)
+            for u, fields in (scores or {}).items():
+                pipe.hset(score_key(u), mapping=dict(fields))  # type: ignore[arg-type]
             await pipe.execute()
 
     async def close(self) -> None:

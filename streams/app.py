@@ -32,8 +32,10 @@ def build_app(settings: Settings) -> faust.App:
     :class:`~streams.aligner.EventTimeAligner` restores the arrival order across topics.
     """
     from features.store import RedisStateStore
+    from models.champions import Champions
     from streams.dlq import KafkaDeadLetters
     from streams.processor import BRONZE_COLUMNS, FeatureProcessor
+    from streams.scoring import PREDICTION_COLUMNS, Scorer
     from streams.sinks import ClickHouseSink
 
     app = faust.App(
@@ -64,11 +66,16 @@ def build_app(settings: Settings) -> faust.App:
 
     def processor() -> FeatureProcessor:
         if "processor" not in state:
+            predictions = ClickHouseSink(settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
+            champions = Champions(settings.dir("models"), interval_s=settings.model_reload_s)
+            champions.refresh(force=True)
             state["processor"] = FeatureProcessor(
                 settings.input_topics,
                 RedisStateStore.from_url(settings.redis_url),
                 ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS),
                 KafkaDeadLetters(send_dlq),
+                scorer=Scorer(champions, predictions),
+                predictions=predictions,
             )
         return state["processor"]
 

@@ -3,7 +3,8 @@
 Order of effects, each retried until it succeeds and each idempotent:
 1. dead letters (malformed and ``too_late`` records) to ``events.dlq``;
 2. applied events to the ClickHouse ``events`` table (rows collapse per event on a retry);
-3. users' states to Redis, each with its new per-partition offsets in the same value.
+3. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind);
+4. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
 Redis goes last: once it holds the offsets, a redelivered record is skipped, so everything it produces
 elsewhere must already be written. The caller acks the batch's records only after ``process`` returns.
 """
@@ -26,6 +27,7 @@ from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejec
 from streams.dlq import DeadLetterSink
 from streams.metrics import BATCH_SECONDS, BATCH_SIZE, EVENTS
 from streams.records import RawRecord
+from streams.scoring import Scorer
 from streams.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -135,12 +137,21 @@ class BatchResult:
 class FeatureProcessor:
     """Applies micro-batches of raw records from the three input topics."""
 
-    def __init__(self, topics: Sequence[str], store: StateStore, bronze: Sink, dlq: DeadLetterSink) -> None:
+    def __init__(
+        self,
+        topics: Sequence[str],
+        store: StateStore,
+        bronze: Sink,
+        dlq: DeadLetterSink,
+        scorer: Scorer | None = None,
+        predictions: Sink | None = None,
+    ) -> None:
         from streams.contracts import KINDS
 
         self.kind_of = dict(zip(topics, KINDS, strict=True))
         self.topic_index = {t: i for i, t in enumerate(topics)}
         self.store, self.bronze, self.dlq = store, bronze, dlq
+        self.scorer, self.predictions = scorer, predictions
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         started = time.perf_counter()
@@ -176,9 +187,12 @@ class FeatureProcessor:
                 self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
+        scores = self.scorer.score(result.applied, states) if self.scorer else {}
         await self._retry(self.dlq.flush)
         await self.bronze.flush()
-        await self._retry(self.store.write_many, {u: encode_state(states[u]) for u in changed})
+        if self.predictions is not None:
+            await self.predictions.flush()
+        await self._retry(self.store.write_many, {u: encode_state(states[u]) for u in changed}, scores)
         result.users = len(changed)
         result.states = {u: states[u] for u in changed}
         BATCH_SIZE.observe(len(records))
