@@ -63,6 +63,22 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Records held from one partition before fetching from it pauses (it is ahead)"
     )
     model_reload_s: float = Field(2.0, gt=0, description="How often the worker checks for a newly promoted champion")
+    online_model: str = Field(
+        "logreg",
+        pattern="^(logreg|arf|off)$",
+        description="Online model per task: `logreg` (scaler + logistic regression), `arf` (adaptive random "
+        "forest) or `off`",
+    )
+    label_lateness_s: float = Field(
+        86_400, ge=0, description="Event-time slack before a snapshot's horizon counts as passed"
+    )
+    online_metrics_s: float = Field(
+        10.0, gt=0, description="How often live model quality goes to ClickHouse `model_metrics`"
+    )
+    online_checkpoint_s: float = Field(30.0, gt=0, description="How often online models are checkpointed to Redis")
+    checkpoint_key: str = Field(
+        "", description="HMAC key that signs online-model checkpoints; default: a random key in `<home>/run`"
+    )
     metrics_port: int = Field(9109, ge=0, description="Worker's Prometheus metrics port on 127.0.0.1 (0 = off)")
 
     # API
@@ -93,6 +109,18 @@ class Settings(BaseSettings):
     @property
     def embedded_clickhouse(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb:")
+
+    def checkpoint_secret(self) -> bytes:
+        """The key that signs online-model checkpoints (all workers of a deployment must share it)."""
+        if self.checkpoint_key:
+            return self.checkpoint_key.encode()
+        path = self.dir("run") / "checkpoint.key"
+        if not path.exists():
+            import secrets
+
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
 
     def dir(self, name: str) -> Path:
         """A subdirectory of ``home`` (created on demand)."""

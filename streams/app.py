@@ -34,6 +34,7 @@ def build_app(settings: Settings) -> faust.App:
     from features.store import RedisStateStore
     from models.champions import Champions
     from streams.dlq import KafkaDeadLetters
+    from streams.online import METRIC_COLUMNS, OnlineLearner
     from streams.processor import BRONZE_COLUMNS, FeatureProcessor
     from streams.scoring import PREDICTION_COLUMNS, Scorer
     from streams.sinks import ClickHouseSink
@@ -64,17 +65,28 @@ def build_app(settings: Settings) -> faust.App:
     async def send_dlq(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         return await dlq_topic.send(key=key, value=value, headers=headers)
 
-    def processor() -> FeatureProcessor:
+    async def processor() -> FeatureProcessor:
         if "processor" not in state:
             predictions = ClickHouseSink(settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
             champions = Champions(settings.dir("models"), interval_s=settings.model_reload_s)
             champions.refresh(force=True)
+            store = RedisStateStore.from_url(settings.redis_url)
+            learner = None
+            if settings.online_model != "off":
+                learner = await OnlineLearner.restore(
+                    store.redis,
+                    settings.online_model,
+                    settings.checkpoint_secret(),
+                    metrics=ClickHouseSink(settings.clickhouse_dsn, "model_metrics", METRIC_COLUMNS),
+                    lateness_ms=int(settings.label_lateness_s * 1000),
+                )
+            state["learner"] = learner
             state["processor"] = FeatureProcessor(
                 settings.input_topics,
-                RedisStateStore.from_url(settings.redis_url),
+                store,
                 ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS),
                 KafkaDeadLetters(send_dlq),
-                scorer=Scorer(champions, predictions),
+                scorer=Scorer(champions, predictions, learner),
                 predictions=predictions,
             )
         return state["processor"]
@@ -116,7 +128,7 @@ def build_app(settings: Settings) -> faust.App:
                 wait=wait_exponential(multiplier=0.2, max=10), before_sleep=before_sleep_log(log, logging.ERROR)
             ):
                 with attempt:
-                    await processor().process(records)
+                    await (await processor()).process(records)
             for event in ready:
                 await stream.ack(event)
 
@@ -132,6 +144,25 @@ def build_app(settings: Settings) -> faust.App:
         """Release held records when no new batch arrives (a partition went quiet or was caught up)."""
         if "stream" in state and aligner.size:
             await process_ready(state["stream"])
+
+    @app.timer(interval=1.0)
+    async def resolve_labels() -> None:
+        """Resolve delayed labels whose horizon event time has passed; write live metrics; checkpoint."""
+        learner = state.get("learner")
+        if learner is None:
+            return
+        now = asyncio.get_running_loop().time()
+        async with lock:
+            try:
+                await learner.expire({tp.partition for tp in assigned()})
+                if now - state.get("metrics_at", 0.0) >= settings.online_metrics_s:
+                    state["metrics_at"] = now
+                    await learner.write_metrics()
+                if now - state.get("checkpoint_at", 0.0) >= settings.online_checkpoint_s:
+                    state["checkpoint_at"] = now
+                    await learner.checkpoint()
+            except Exception:
+                log.exception("online label resolution failed; retrying on the next tick")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types async receivers narrowly
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

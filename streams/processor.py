@@ -171,6 +171,7 @@ class FeatureProcessor:
         blobs = await self._retry(self.store.read_many, user_ids)
         states = {u: decode_state(b) for u, b in zip(user_ids, blobs, strict=True)}
         changed: set[str] = set()
+        partitions: dict[str, int] = {}
         for rec, ev in valid:
             outcome = apply(
                 states[ev.user_id], ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset
@@ -180,6 +181,7 @@ class FeatureProcessor:
             if outcome == "replayed":
                 continue
             changed.add(ev.user_id)
+            partitions[ev.user_id] = rec.partition
             if outcome == "applied":
                 self.bronze.add(bronze_row(ev, rec))
                 result.applied.append(ev)
@@ -187,12 +189,20 @@ class FeatureProcessor:
                 self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
-        scores = self.scorer.score(result.applied, states) if self.scorer else {}
+        scored = self.scorer.score(result.applied, states, partitions) if self.scorer else None
         await self._retry(self.dlq.flush)
         await self.bronze.flush()
         if self.predictions is not None:
             await self.predictions.flush()
-        await self._retry(self.store.write_many, {u: encode_state(states[u]) for u in changed}, scores)
+        await self._retry(
+            self.store.write_many, {u: encode_state(states[u]) for u in changed}, scored.cache if scored else None
+        )
+        learner = self.scorer.learner if self.scorer else None
+        if learner is not None and scored is not None:
+            try:  # best effort: a label lost to an outage only means one fewer training example
+                await learner.on_batch(result.applied, scored.rows, scored.scores)
+            except Exception:
+                log.exception("online learning skipped for this batch")
         result.users = len(changed)
         result.states = {u: states[u] for u in changed}
         BATCH_SIZE.observe(len(records))

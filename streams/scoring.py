@@ -1,9 +1,11 @@
-"""Per-batch scoring: each user's fresh features, one batched model call per task, a row per applied event."""
+"""Per-batch scoring: each user's fresh features, one batched call per model, a row per applied event."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -14,6 +16,9 @@ from models.champions import Champions
 from models.tasks import TASKS
 from streams.contracts import EPOCH, Event
 from streams.sinks import Sink
+
+if TYPE_CHECKING:
+    from streams.online import OnlineLearner
 
 PREDICTION_COLUMNS = (
     "event_id",
@@ -33,52 +38,70 @@ def score_key(user_id: str) -> str:
     return f"cs:s:{{{user_id}}}"
 
 
+@dataclass
+class Scored:
+    cache: dict[str, dict[str, bytes]] = field(default_factory=dict)  # user -> "<task>:<kind>" -> JSON
+    rows: dict[str, tuple[int, int, list[float]]] = field(default_factory=dict)  # user -> (as_of, partition, x)
+    scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # user -> task -> kind -> p
+
+
 class Scorer:
-    """Scores the users of a batch with the champion of each task and buffers prediction rows in ``sink``.
+    """Scores the users of a batch with the champion and the online model of each task.
 
     Features are those of the user's state after the batch, as of the user's latest event: the freshest
-    view of the user. Every applied event gets one row per (task, model kind).
+    view of the user. Every applied event gets one row per (task, model kind); rows are buffered in ``sink``.
     """
 
-    def __init__(self, champions: Champions, sink: Sink) -> None:
-        self.champions, self.sink = champions, sink
+    def __init__(self, champions: Champions, sink: Sink, learner: OnlineLearner | None = None) -> None:
+        self.champions, self.sink, self.learner = champions, sink, learner
 
-    def score(self, applied: Sequence[Event], states: dict[str, UserState]) -> dict[str, dict[str, bytes]]:
-        """Buffer prediction rows; return each user's latest scores for the Redis cache."""
+    def score(
+        self, applied: Sequence[Event], states: dict[str, UserState], partitions: dict[str, int] | None = None
+    ) -> Scored:
+        """Buffer prediction rows; return the latest scores (for the Redis cache) and the learner's input."""
+        out = Scored()
         if not applied:
-            return {}
+            return out
         self.champions.refresh()
         users = list(dict.fromkeys(ev.user_id for ev in applied))
         X = np.array([[f[n] for n in FEATURE_NAMES] for f in (features(states[u], states[u].last_ms) for u in users)])
         scored_at = dt.datetime.now(dt.UTC)
         cache: dict[str, dict[str, bytes]] = {u: {} for u in users}
         for task in TASKS:
+            models: list[tuple[str, str, str, list[float]]] = []  # (kind, name, version, scores)
             champion = self.champions.get(task)
-            if champion is None:
-                continue
-            ref, model = champion
-            by_user = dict(zip(users, model.predict_proba_many(X).tolist(), strict=True))
-            for ev in applied:
-                self.sink.add(
-                    (
-                        ev.event_id,
-                        ev.user_id,
-                        EPOCH + dt.timedelta(milliseconds=ev.ts_ms),
-                        scored_at,
-                        task,
-                        "pretrained",
-                        ref.model,
-                        ref.version,
-                        by_user[ev.user_id],
+            if champion is not None:
+                ref, model = champion
+                models.append(("pretrained", ref.model, ref.version, model.predict_proba_many(X).tolist()))
+            if self.learner is not None:
+                online = self.learner.models[task]
+                models.append(("online", online.name, online.version, self.learner.score(task, X)))
+            for kind, name, version, scores in models:
+                by_user = dict(zip(users, scores, strict=True))
+                for ev in applied:
+                    self.sink.add(
+                        (
+                            ev.event_id,
+                            ev.user_id,
+                            EPOCH + dt.timedelta(milliseconds=ev.ts_ms),
+                            scored_at,
+                            task,
+                            kind,
+                            name,
+                            version,
+                            by_user[ev.user_id],
+                        )
                     )
-                )
-            for u in users:
-                cache[u][f"{task}:pretrained"] = orjson.dumps(
-                    {
-                        "score": by_user[u],
-                        "model": ref.model,
-                        "version": ref.version,
-                        "as_of_ms": states[u].last_ms,
-                    }
-                )
-        return {u: c for u, c in cache.items() if c}
+                for u in users:
+                    cache[u][f"{task}:{kind}"] = orjson.dumps(
+                        {
+                            "score": by_user[u],
+                            "model": name,
+                            "version": version,
+                            "as_of_ms": states[u].last_ms,
+                        }
+                    )
+                    out.scores.setdefault(u, {}).setdefault(task, {})[kind] = by_user[u]
+        out.cache = {u: c for u, c in cache.items() if c}
+        out.rows = {u: (states[u].last_ms, (partitions or {}).get(u, 0), X[i].tolist()) for i, u in enumerate(users)}
+        return out

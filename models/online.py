@@ -1,0 +1,102 @@
+"""Online models (river) that learn from labels the stream resolves later.
+
+- :class:`Snapshot`: the features and scores of a user at as_of, pending until its label is known.
+- :func:`resolve_by_event` and :func:`resolve_by_watermark`: the label rules of ``models/tasks.py`` applied
+  as events arrive and as event time passes the horizon.
+- :class:`OnlineModel`: a river pipeline (standard scaler + logistic regression, or an adaptive random
+  forest) with river's verbs, and a checkpoint signed with HMAC-SHA256. The checkpoint is a pickle, so it
+  is only loaded when the signature made with this deployment's key matches.
+
+>>> snap = Snapshot(as_of_ms=0, x=[0.0], scores={})
+>>> resolve_by_event("purchase", snap, kind="purchase", ts_ms=5 * DAY_MS)
+1
+>>> resolve_by_event("churn", snap, kind="page_view", ts_ms=0) is None  # not after as_of
+True
+>>> resolve_by_watermark("churn", snap, watermark_ms=61 * DAY_MS)
+1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+from typing import Any
+
+import msgspec
+
+from features.compute import FEATURE_NAMES
+from features.state import DAY_MS
+from models.tasks import TASKS
+
+ONLINE_KINDS = ("logreg", "arf")
+
+
+class Snapshot(msgspec.Struct, array_like=True):
+    as_of_ms: int
+    x: list[float]  # features in FEATURE_NAMES order
+    scores: dict[str, float]  # model kind -> score made at as_of (for progressive validation)
+    partition: int = 0
+
+
+def resolve_by_event(task: str, snap: Snapshot, kind: str, ts_ms: int) -> int | None:
+    """The label an event settles, if any: churn 0 on any later event, purchase 1 on a later purchase."""
+    if not snap.as_of_ms < ts_ms <= snap.as_of_ms + TASKS[task].horizon_days * DAY_MS:
+        return None
+    if task == "churn":
+        return 0
+    return 1 if kind == "purchase" else None
+
+
+def resolve_by_watermark(task: str, snap: Snapshot, watermark_ms: int) -> int | None:
+    """Once event time has passed the horizon with nothing settling it: churn 1, purchase 0."""
+    if watermark_ms <= snap.as_of_ms + TASKS[task].horizon_days * DAY_MS:
+        return None
+    return 1 if task == "churn" else 0
+
+
+class OnlineModel:
+    def __init__(self, task: str, kind: str = "logreg", seed: int = 0) -> None:
+        from river import forest, linear_model, optim, preprocessing
+
+        if kind not in ONLINE_KINDS:
+            raise ValueError(f"online model kind must be one of {ONLINE_KINDS}")
+        self.task, self.kind, self.learned = task, kind, 0
+        if kind == "logreg":
+            self.model: Any = preprocessing.StandardScaler() | linear_model.LogisticRegression(
+                optimizer=optim.SGD(0.01), l2=1e-4
+            )
+        else:
+            self.model = forest.ARFClassifier(n_models=10, seed=seed)
+
+    @property
+    def name(self) -> str:
+        return f"online:{self.kind}"
+
+    @property
+    def version(self) -> str:
+        return f"n{self.learned}"
+
+    def predict_proba_one(self, x: dict[str, float]) -> float:
+        return float(self.model.predict_proba_one(x).get(True, 0.5 if not self.learned else 0.0))
+
+    def predict_proba_many(self, rows: list[list[float]]) -> list[float]:
+        return [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in rows]
+
+    def learn_one(self, x: dict[str, float], y: int) -> None:
+        self.model.learn_one(x, bool(y))
+        self.learned += 1
+
+    def dumps(self, key: bytes) -> bytes:
+        body = pickle.dumps((self.task, self.kind, self.learned, self.model))
+        return hmac.new(key, body, hashlib.sha256).digest() + body
+
+    @classmethod
+    def loads(cls, blob: bytes, key: bytes) -> OnlineModel:
+        mac, body = blob[:32], blob[32:]
+        if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
+            raise ValueError("online model checkpoint signature does not match: refusing to load it")
+        task, kind, learned, model = pickle.loads(body)
+        out = cls(task, kind)
+        out.learned, out.model = learned, model
+        return out
