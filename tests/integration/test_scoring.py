@@ -64,13 +64,17 @@ def test_scoring_hot_reload_refusal_and_replay(stack: StackHandle) -> None:
         produce_batch(stack, f"{run}a-", 1)
         stack.wait_consumed(worker=worker)
     rows = predictions(stack, f"{run}a-")
-    # every applied event has exactly one row per task, from the champion
-    assert {(r[0], r[1], r[2], r[3]) for r in rows} == {
+    # every applied event has exactly one row per (task, model kind): the champion and the online model
+    assert {(r[0], r[1], r[2], r[3]) for r in rows if r[1] == "pretrained"} == {
         ("churn", "pretrained", "logreg", first["churn"].version),
         ("purchase", "pretrained", "logreg", first["purchase"].version),
     }
-    for _task, _kind, _model, _version, n, distinct, n_events in rows:
-        assert n == distinct == n_events > 0
+    per_kind: dict[tuple[str, str], list[int]] = {}
+    for task, kind, _model, _version, n, distinct, n_events in rows:
+        assert n == distinct
+        per_kind.setdefault((task, kind), [0, n_events])[0] += n
+    assert set(per_kind) == {(t, k) for t in ("churn", "purchase") for k in ("pretrained", "online")}
+    assert all(n == n_events > 0 for n, n_events in per_kind.values())
 
     with stack.worker() as worker:
         time.sleep(3)
@@ -90,7 +94,7 @@ def test_scoring_hot_reload_refusal_and_replay(stack: StackHandle) -> None:
         stack.wait_consumed(worker=worker)
         assert worker.running()
     assert "checksum mismatch" in stack.worker_log()
-    assert {(r[0], r[2], r[3]) for r in predictions(stack, f"{run}b-")} == {
+    assert {(r[0], r[2], r[3]) for r in predictions(stack, f"{run}b-") if r[1] == "pretrained"} == {
         ("churn", "xgboost", second["churn"].version),
         ("purchase", "xgboost", second["purchase"].version),
     }
@@ -101,7 +105,7 @@ def test_scoring_hot_reload_refusal_and_replay(stack: StackHandle) -> None:
     keys = r.keys(score_key(f"{run}c-")[:-1] + "*")
     assert keys
     cached = r.hgetall(keys[0])
-    assert {k.decode() for k in cached} == {"churn:pretrained", "purchase:pretrained"}
+    assert {k.decode() for k in cached} == {f"{t}:{k}" for t in ("churn", "purchase") for k in ("pretrained", "online")}
     assert 0.0 <= orjson.loads(cached[b"purchase:pretrained"])["score"] <= 1.0
 
     # replaying the topics adds no prediction rows
