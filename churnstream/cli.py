@@ -320,5 +320,16 @@ def bench_features(
     run(get_settings(), console, users=users, days=days)
 
 
+@bench_app.command("train")
+def bench_train(
+    users: int = typer.Option(8000, help="simulated users (8,000 x 365 days is about 1M events)"),
+    days: int = typer.Option(365, help="days of history"),
+) -> None:
+    """Wall time to train all models for both tasks on about 1M generated events."""
+    from bench.train_time import run
+
+    run(console, users=users, days=days)
+
+
 if __name__ == "__main__":
     app()
