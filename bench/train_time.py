@@ -44,14 +44,15 @@ def run(console: Console, users: int, days: int, seed: int = 0) -> dict[str, flo
                 "## Training time",
                 "",
                 f"Command: `{command}`. {len(history):,} simulated events of {users:,} users over {days} days, "
-                "simulated, accepted, turned into point-in-time training sets and used to train all four models for both "
-                f"tasks: **{total / 60:.1f} minutes** in total (target: 1M events within 10 minutes).",
+                "simulated, accepted, turned into point-in-time training sets and used to train all four models "
+                f"for both tasks: **{total / 60:.1f} minutes** in total (target: 1M events within 10 minutes).",
                 "",
                 "| step | seconds |",
                 "|---|---:|",
                 *(f"| {k.removesuffix('_s')} | {v:.1f} |" for k, v in timings.items() if k.endswith("_s")),
                 "",
-                f"Training rows: churn {timings['churn_train_rows']:,.0f}, purchase {timings['purchase_train_rows']:,.0f}.",
+                f"Training rows: churn {timings['churn_train_rows']:,.0f}, "
+                f"purchase {timings['purchase_train_rows']:,.0f}.",
             ]
         ),
     )

@@ -28,6 +28,7 @@ class Outcome:
     y: list[int] = field(default_factory=list)
     online: list[float] = field(default_factory=list)
     champion: list[float] = field(default_factory=list)
+    x: list[list[float]] = field(default_factory=list)  # snapshot features: the static champion scores them at the end
 
     def later_half(self) -> dict[str, dict[str, float]]:
         mid = (min(self.resolved_ms) + max(self.resolved_ms)) / 2
@@ -55,7 +56,7 @@ def run(
         o.resolved_ms.append(at)
         o.y.append(y)
         o.online.append(snap.scores["online"])
-        o.champion.append(snap.scores["champion"])
+        o.x.append(snap.x)
         models[task].learn_one(dict(zip(FEATURE_NAMES, snap.x, strict=True)), y)
 
     for ev in events:
@@ -83,4 +84,6 @@ def run(
                 }
                 pending[(task, ev.user_id)] = Snapshot(state.last_ms, x, scores)
                 heapq.heappush(expiries, (state.last_ms + TASKS[task].horizon_days * DAY_MS, task, ev.user_id))
+    for task, o in out.items():  # the champion does not change during the pass: score its snapshots in one batch
+        o.champion = champions[task].predict_proba_many(np.array(o.x)).tolist() if o.x else []
     return out

@@ -93,9 +93,18 @@ def run_demo(settings: Settings, console: Console, users: int, days: int) -> Non
             "GROUP BY event_type ORDER BY event_type",
             parameters={"p": us[0].user_id.split("-")[0] + "-"},
         ).result_rows
+        scored = client.query(
+            "SELECT task, model_kind, any(model), count() FROM predictions FINAL WHERE startsWith(user_id, {p:String}) "
+            "GROUP BY task, model_kind ORDER BY task, model_kind",
+            parameters={"p": us[0].user_id.split("-")[0] + "-"},
+        ).result_rows
     finally:
         client.close()
     console.print("ClickHouse `events` rows for this run: " + ", ".join(f"{k} {v:,}" for k, v in rows))
+    console.print(
+        "ClickHouse `predictions` for this run: "
+        + (", ".join(f"{t}/{k} ({m}) {n:,}" for t, k, m, n in scored) or "none")
+    )
     if not was_up:
         stack.down(settings)
         console.print("stack stopped (it was started by this demo)")
