@@ -186,6 +186,9 @@ def train(
     events: Path | None = typer.Option(None, help="train on this JSONL/CSV history instead of a simulation"),
     per_user: int = typer.Option(12, help="as_of points sampled per user and split"),
     report: bool = typer.Option(True, help="write docs/models.md and docs/models.json"),
+    progressive_users: int = typer.Option(
+        2000, help="users of the separate stream for progressive validation of the online models (0 = skip)"
+    ),
 ) -> None:
     """Train logreg, SVM, random forest and XGBoost per task on point-in-time data; promote the best."""
     import numpy as np
@@ -255,13 +258,30 @@ def train(
                 f"{m['batch_per_row_us']:.2f}",
             )
         console.print(table)
+    progressive = None
+    if events is None and progressive_users:
+        from models import progressive as pv
+        from models.registry import Registry as _Registry
+
+        reg = _Registry(get_settings().dir("models"))
+        with console.status(f"progressive validation on a separate stream of {progressive_users:,} users"):
+            stream_users = generator.make_users(progressive_users, days, seed + 1)
+            stream = generator.simulate(stream_users, days, seed + 1)
+            champions = {t: reg.load(ref) for t in ("churn", "purchase") if (ref := reg.champion(t))}
+            outcome = pv.run(offline.accept((e["type"], orjson.dumps(e)) for e in stream), champions)
+            progressive = {t: o.later_half() for t, o in outcome.items()}
+        for t, q in progressive.items():
+            console.print(
+                f"{t}: online ROC-AUC {q['online']['roc_auc']:.4f} vs champion "
+                f"{q['champion']['roc_auc']:.4f} on the later half ({q['labels']['n']:,.0f} labels)"
+            )
     if report:
         command = (
             f"churnstream train --users {users} --days {days} --seed {seed}"
             if events is None
             else (f"churnstream train --events {events}")
         )
-        model_report.write(reports, command, source)
+        model_report.write(reports, command, source, progressive)
         console.print("wrote docs/models.md and docs/models.json")
 
 

@@ -78,11 +78,7 @@ def run(
         x = [f[n] for n in FEATURE_NAMES]
         for task in TASKS:
             if (task, ev.user_id) not in pending:
-                scores = {
-                    "online": models[task].predict_proba_one(f),
-                    "champion": float(champions[task].predict_proba_many(np.array([x]))[0]),
-                }
-                pending[(task, ev.user_id)] = Snapshot(state.last_ms, x, scores)
+                pending[(task, ev.user_id)] = Snapshot(state.last_ms, x, {"online": models[task].predict_proba_one(f)})
                 heapq.heappush(expiries, (state.last_ms + TASKS[task].horizon_days * DAY_MS, task, ev.user_id))
     for task, o in out.items():  # the champion does not change during the pass: score its snapshots in one batch
         o.champion = champions[task].predict_proba_many(np.array(o.x)).tolist() if o.x else []
