@@ -55,73 +55,48 @@ BRONZE_COLUMNS = (
 _items_encoder = msgspec.json.Encoder()
 
 
+_BRONZE_DEFAULTS: dict[str, Any] = {
+    "page_type": "",
+    "product_id": "",
+    "category": "",
+    "action": "",
+    "quantity": 0,
+    "price": 0.0,
+    "order_id": "",
+    "amount": 0.0,
+    "currency": "",
+    "items": "",
+}
+
+
 def bronze_row(ev: Event, rec: RawRecord) -> tuple[Any, ...]:
+    """The ``events`` row of an applied event, in ``BRONZE_COLUMNS`` order; fields of other types stay empty."""
     raw = ev.raw
-    ts = EPOCH + dt.timedelta(milliseconds=ev.ts_ms)
-    session = (raw.session_id if raw else None) or ""
-    if isinstance(raw, PageView):
-        return (
-            ev.event_id,
-            ev.user_id,
-            ev.kind,
-            ts,
-            session,
-            raw.page_type,
-            raw.product_id or "",
-            raw.category or "",
-            "",
-            0,
-            0.0,
-            "",
-            0.0,
-            "",
-            "",
-            rec.topic,
-            rec.partition,
-            rec.offset,
-        )
-    if isinstance(raw, CartEvent):
-        return (
-            ev.event_id,
-            ev.user_id,
-            ev.kind,
-            ts,
-            session,
-            "",
-            raw.product_id,
-            raw.category,
-            raw.action,
-            raw.quantity,
-            raw.price,
-            "",
-            0.0,
-            "",
-            "",
-            rec.topic,
-            rec.partition,
-            rec.offset,
-        )
-    assert isinstance(raw, Purchase)
-    return (
-        ev.event_id,
-        ev.user_id,
-        ev.kind,
-        ts,
-        session,
-        "",
-        "",
-        "",
-        "",
-        0,
-        0.0,
-        raw.order_id,
-        raw.amount,
-        raw.currency,
-        _items_encoder.encode(raw.items).decode(),
-        rec.topic,
-        rec.partition,
-        rec.offset,
+    row = dict(_BRONZE_DEFAULTS)
+    row.update(
+        event_id=ev.event_id,
+        user_id=ev.user_id,
+        event_type=ev.kind,
+        ts=EPOCH + dt.timedelta(milliseconds=ev.ts_ms),
+        session_id=(raw.session_id if raw else None) or "",
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
     )
+    if isinstance(raw, PageView):
+        row.update(page_type=raw.page_type, product_id=raw.product_id or "", category=raw.category or "")
+    elif isinstance(raw, CartEvent):
+        row.update(
+            product_id=raw.product_id, category=raw.category, action=raw.action, quantity=raw.quantity, price=raw.price
+        )
+    elif isinstance(raw, Purchase):
+        row.update(
+            order_id=raw.order_id,
+            amount=raw.amount,
+            currency=raw.currency,
+            items=_items_encoder.encode(raw.items).decode(),
+        )
+    return tuple(row[c] for c in BRONZE_COLUMNS)
 
 
 @dataclass
