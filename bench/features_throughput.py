@@ -127,6 +127,8 @@ def features(settings: Settings, topics: tuple[str, str, str], prefix: str, expe
         "CHURNSTREAM_KAFKA_PORT": str(settings.kafka_port),
         "CHURNSTREAM_REDIS_URL": settings.redis_url,
         "CHURNSTREAM_CLICKHOUSE_DSN": settings.clickhouse_dsn,
+        # the feature path alone: no champion in this bench home, and the online models off
+        "CHURNSTREAM_ONLINE_MODEL": "off",
     }
     log = open(settings.dir("logs") / "bench-worker.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(

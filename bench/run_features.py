@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 from rich.console import Console
@@ -13,14 +12,9 @@ from bench import redis_memory
 from bench.report import update_json, update_section
 from churnstream.settings import Settings
 from infra import stack
+from infra.processes import free_port
 
 COMMAND = "churnstream bench features --users {users} --days {days}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(settings: Settings, console: Console, users: int, days: int, seed: int = 1) -> dict[str, float]:
@@ -35,7 +29,7 @@ def run(settings: Settings, console: Console, users: int, days: int, seed: int =
     for name, fn in (
         ("bare", lambda: ft.bare(settings, topics, n)),
         ("faust no-op", lambda: ft.faust_noop(settings, topics, n)),
-        ("features", lambda: ft.features(settings, topics, prefix, n, _free_port())),
+        ("features", lambda: ft.features(settings, topics, prefix, n, free_port())),
     ):
         with console.status(f"measuring {name}"):
             results.append(fn())
@@ -62,7 +56,8 @@ def run(settings: Settings, console: Console, users: int, days: int, seed: int =
         "",
         f"Command: `{command}`: {n:,} generated records over {settings.partitions} partitions of each input "
         "topic. All three consumers read the same topics in the same run. The feature path covers validation, "
-        "arrival-order alignment, state folding, the Redis write, ClickHouse `events` rows and DLQ, and is "
+        "arrival-order alignment, state folding, the Redis write, ClickHouse `events` rows and DLQ (no champion "
+        "and online models off: scoring belongs to the end-to-end benchmark), and is "
         "measured between its first and last processed record.",
         "",
         "| consumer | events/s | vs Faust no-op | events |",
