@@ -28,7 +28,7 @@ import orjson
 
 from features.compute import features
 from features.state import UserState, apply
-from streams.contracts import Event, Rejection, decode
+from streams.contracts import Event, Rejection, decode, parse_ts
 
 Accepted = dict[str, list[Event]]  # user_id -> accepted events, sorted by ts
 
@@ -57,7 +57,7 @@ def accept(records: Iterable[tuple[str, bytes] | tuple[str, bytes, int | None]])
 def state_at(events: Sequence[Event], as_of_ms: int) -> UserState:
     """A fresh state from the events (sorted by ts) up to and including ``as_of_ms``."""
     state = UserState()
-    for ev in events[: bisect.bisect_right([e.ts_ms for e in events], as_of_ms)]:
+    for ev in events[: bisect.bisect_right(events, as_of_ms, key=lambda e: e.ts_ms)]:
         apply(state, ev)
     return state
 
@@ -136,15 +136,12 @@ def read_clickhouse(client: Any, user_ids: Sequence[str] | None = None) -> Accep
 
 def read_queries(path: Path) -> list[tuple[str, int]]:
     """(user_id, as_of_ms) from a CSV with columns ``user_id,as_of`` (epoch ms or ISO-8601 with a zone)."""
-    from streams.contracts import Rejection as _Rejection
-    from streams.contracts import parse_ts
-
     out = []
     with open(path, newline="") as f:
         for i, row in enumerate(csv.DictReader(f), start=2):
             raw = row["as_of"].strip()
             as_of = parse_ts(int(raw) if raw.lstrip("-").isdigit() else raw)
-            if isinstance(as_of, _Rejection):
+            if isinstance(as_of, Rejection):
                 raise ValueError(f"{path}:{i}: {as_of.detail}")
             out.append((row["user_id"], as_of))
     return out

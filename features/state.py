@@ -113,6 +113,11 @@ def state_key(user_id: str) -> str:
     return f"cs:u:{{{user_id}}}"
 
 
+def score_key(user_id: str) -> str:
+    """Redis hash of a user's latest scores (field ``<task>:<model kind>``), in the user's Cluster slot."""
+    return f"cs:s:{{{user_id}}}"
+
+
 def partition_code(topic_index: int, partition: int) -> int:
     """A compact integer for (input topic, partition), used as the offset key inside the state."""
     return topic_index << 16 | partition

@@ -7,8 +7,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from features.state import state_key
-from streams.scoring import score_key
+from features.state import score_key, state_key
 
 
 class StateStore(Protocol):

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import faust
-from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 from churnstream.settings import Settings
 from streams.aligner import EventTimeAligner
 from streams.records import RawRecord
+from streams.retry import until_done
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +123,12 @@ def build_app(settings: Settings) -> faust.App:
             if not ready:
                 return
             records = [to_record(e) for e in ready]
+
             # Effects are idempotent, so a batch that failed part-way is simply processed again.
-            async for attempt in AsyncRetrying(
-                wait=wait_exponential(multiplier=0.2, max=10), before_sleep=before_sleep_log(log, logging.ERROR)
-            ):
-                with attempt:
-                    await (await processor()).process(records)
+            async def run_batch() -> None:
+                await (await processor()).process(records)
+
+            await until_done(run_batch, log=log, level=logging.ERROR, multiplier=0.2, max_wait_s=10)
             for event in ready:
                 await stream.ack(event)
 

@@ -68,6 +68,11 @@ def make_users(n: int, days: int, seed: int = 0, start_ms: int = DEFAULT_START_M
 def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
     events: list[dict] = []
     seq = 0
+
+    def base(kind: str, seq: int, t: int, session: str) -> dict:
+        """The fields every event carries."""
+        return {"type": kind, "event_id": f"{u.user_id}-{seq}", "user_id": u.user_id, "ts": t, "session_id": session}
+
     day_ms = u.signup_ms - u.signup_ms % DAY_MS
     stop = min(u.churn_ms, end_ms)
     while day_ms < stop:
@@ -85,12 +90,8 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                 if rng.random() < 0.6:
                     product = f"p{int(rng.integers(5000))}"
                     events.append(
-                        {
-                            "type": "page_view",
-                            "event_id": f"{u.user_id}-{seq}",
-                            "user_id": u.user_id,
-                            "ts": t,
-                            "session_id": session,
+                        base("page_view", seq, t, session)
+                        | {
                             "page_type": "product",
                             "product_id": product,
                             "category": category,
@@ -101,12 +102,8 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                         seq += 1
                         t += int(rng.integers(2_000, 60_000))
                         events.append(
-                            {
-                                "type": "cart",
-                                "event_id": f"{u.user_id}-{seq}",
-                                "user_id": u.user_id,
-                                "ts": t,
-                                "session_id": session,
+                            base("cart", seq, t, session)
+                            | {
                                 "action": "add",
                                 "product_id": product,
                                 "category": category,
@@ -117,12 +114,8 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                         cart.append((product, category, price))
                 else:
                     events.append(
-                        {
-                            "type": "page_view",
-                            "event_id": f"{u.user_id}-{seq}",
-                            "user_id": u.user_id,
-                            "ts": t,
-                            "session_id": session,
+                        base("page_view", seq, t, session)
+                        | {
                             "page_type": "category",
                             "category": category,
                         }
@@ -132,12 +125,8 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                 seq += 1
                 t += int(rng.integers(2_000, 60_000))
                 events.append(
-                    {
-                        "type": "cart",
-                        "event_id": f"{u.user_id}-{seq}",
-                        "user_id": u.user_id,
-                        "ts": t,
-                        "session_id": session,
+                    base("cart", seq, t, session)
+                    | {
                         "action": "remove",
                         "product_id": product,
                         "category": category,
@@ -150,12 +139,8 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                 t += int(rng.integers(10_000, 300_000))
                 items = [{"product_id": p, "category": c, "quantity": 1, "price": pr} for p, c, pr in cart]
                 events.append(
-                    {
-                        "type": "purchase",
-                        "event_id": f"{u.user_id}-{seq}",
-                        "user_id": u.user_id,
-                        "ts": t,
-                        "session_id": session,
+                    base("purchase", seq, t, session)
+                    | {
                         "order_id": f"o-{u.user_id}-{seq}",
                         "amount": round(sum(pr for _, _, pr in cart), 2),
                         "currency": "EUR",

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
@@ -27,6 +26,7 @@ from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejec
 from streams.dlq import DeadLetterSink
 from streams.metrics import BATCH_SECONDS, BATCH_SIZE, EVENTS
 from streams.records import RawRecord
+from streams.retry import until_done
 from streams.scoring import Scorer
 from streams.sinks import Sink
 
@@ -186,8 +186,4 @@ class FeatureProcessor:
 
     @staticmethod
     async def _retry(fn: Any, *args: Any) -> Any:
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential(multiplier=0.1, max=5), before_sleep=before_sleep_log(log, logging.WARNING)
-        ):
-            with attempt:
-                return await fn(*args)
+        return await until_done(fn, *args, log=log)

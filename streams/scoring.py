@@ -33,11 +33,6 @@ PREDICTION_COLUMNS = (
 )
 
 
-def score_key(user_id: str) -> str:
-    """Redis hash of a user's latest scores: field ``<task>:<model kind>``."""
-    return f"cs:s:{{{user_id}}}"
-
-
 @dataclass
 class Scored:
     cache: dict[str, dict[str, bytes]] = field(default_factory=dict)  # user -> "<task>:<kind>" -> JSON

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
-
 from infra import clickhouse_db
+from streams.retry import until_done
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +63,7 @@ class ClickHouseSink:
             return 0
         rows, self._buffer = self._buffer, []
         loop = asyncio.get_running_loop()
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential(multiplier=0.1, max=5),
-            retry=retry_if_exception_type(Exception),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        ):
-            with attempt:
-                await loop.run_in_executor(self._thread, self._insert, rows)
+        await until_done(loop.run_in_executor, self._thread, self._insert, rows, log=log)
         return len(rows)
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,7 @@ from pathlib import Path
 import pytest
 
 from churnstream.settings import Settings
-from infra.processes import ManagedProcess
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from infra.processes import ManagedProcess, free_port
 
 
 @dataclass

@@ -11,12 +11,12 @@ import orjson
 import redis
 
 from features.compute import FEATURE_NAMES
+from features.state import score_key
 from infra import clickhouse_db
 from models.pretrained import create
 from models.registry import ModelRef, Registry
 from streams.generator import arrivals, make_users, simulate
 from streams.produce import produce_records
-from streams.scoring import score_key
 from tests.conftest import StackHandle
 from tests.integration.test_feature_parity import reset_group_to_earliest
 
