@@ -28,3 +28,17 @@ def test_every_dlq_reason_is_in_events_md() -> None:
 def test_features_md_example_runs() -> None:
     result = doctest.testfile(str(DOCS / "features.md"), module_relative=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_models_json_meets_the_quality_bar() -> None:
+    """The committed training run: each champion within 0.03 of the oracle AUC, online within 0.05 of it."""
+    import json
+
+    report = json.loads((DOCS / "models.json").read_text())
+    for task in ("churn", "purchase"):
+        r = report[task]
+        assert set(r) >= {"oracle_auc", "champion", "champion_auc", "online_auc", "models"}
+        assert set(r["models"]) == {"logreg", "svm", "random_forest", "xgboost"}
+        assert r["champion_auc"] == max(r["models"].values()) == r["models"][r["champion"]]
+        assert r["oracle_auc"] - r["champion_auc"] <= 0.03, task
+        assert abs(r["online_auc"] - r["progressive_champion_auc"]) <= 0.05, task
