@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from churnstream.settings import Settings
 from streams.aligner import EventTimeAligner
@@ -107,7 +108,9 @@ def build_app(settings: Settings) -> faust.App:
 
     def flow_control() -> None:
         """Pause partitions that are far ahead in time; resume them once they have drained."""
-        ahead: set[Any] = aligner.ahead()
+        # faust's resume_partitions adds its argument to the active set unconverted, and a later fetch
+        # asserts that every member is a faust TP: hand it faust TPs, never the driver's TopicPartitions
+        ahead = {TP(tp.topic, tp.partition) for tp in aligner.ahead()}  # type: ignore[attr-defined]
         if ahead - paused:
             app.consumer.pause_partitions(ahead - paused)
             paused.update(ahead)
@@ -144,6 +147,21 @@ def build_app(settings: Settings) -> faust.App:
         """Release held records when no new batch arrives (a partition went quiet or was caught up)."""
         if "stream" in state and aligner.size:
             await process_ready(state["stream"])
+
+    @app.timer(interval=1.0)
+    async def report_lag() -> None:
+        """Consumer lag: records not yet fetched from the assigned partitions plus records held for ordering."""
+        from streams.metrics import CONSUMER_LAG
+
+        behind = 0
+        for tp in assigned():
+            highwater, last = app.consumer.highwater(tp), aligner.last_offset.get(tp)
+            if highwater is not None and last is not None:
+                behind += max(0, highwater - last - 1)
+            elif highwater is not None:
+                committed = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+                behind += max(0, highwater - committed)
+        CONSUMER_LAG.set(behind + aligner.size)
 
     @app.timer(interval=1.0)
     async def resolve_labels() -> None:
