@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -121,6 +122,77 @@ def worker() -> None:
     from streams.app import run_worker
 
     run_worker(get_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API alone (with a ClickHouse server DSN; with embedded chDB use `churnstream run`)."""
+    from serving.server import run_api
+
+    run_api(get_settings())
+
+
+@app.command()
+def run() -> None:
+    """Run the worker and the API in one process (required with embedded chDB)."""
+    from serving.server import run_with_worker
+
+    run_with_worker(get_settings())
+
+
+keys_app = typer.Typer(help="API keys: stored hashed in Redis, shown once.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keys() -> Any:
+    import redis.asyncio as aioredis
+
+    from serving.keys import KeyStore
+
+    return KeyStore(aioredis.Redis.from_url(get_settings().redis_url))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., help="who or what uses the key, e.g. crm-export"),
+    scope: list[str] = typer.Option(["read"], help="read, write or admin (admin implies all); repeat for several"),
+) -> None:
+    """Create a key and print it once (only its SHA-256 hash is stored)."""
+    import asyncio
+
+    try:
+        token = asyncio.run(_keys().create(name, tuple(scope)))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    console.print(f"key for [bold]{name}[/] ({', '.join(scope)}); store it now, it is not shown again:")
+    print(token)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the id (second part of cs_<id>_<secret>)")) -> None:
+    """Revoke a key; API processes stop accepting it within CHURNSTREAM_API_KEY_CACHE_S seconds."""
+    import asyncio
+
+    from serving.keys import parse
+
+    parsed = parse(key_id)
+    if not asyncio.run(_keys().revoke(parsed[0] if parsed else key_id)):
+        console.print(f"[red]no key with id {key_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Key ids, names, scopes and creation times (never the keys)."""
+    import asyncio
+    import datetime as dt
+
+    table = Table("id", "name", "scopes", "created")
+    for r in asyncio.run(_keys().list()):
+        created = dt.datetime.fromtimestamp(r.created_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        table.add_row(r.key_id, r.name, ",".join(r.scopes), created)
+    console.print(table)
 
 
 @app.command()

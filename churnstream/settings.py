@@ -84,6 +84,22 @@ class Settings(BaseSettings):
     # API
     api_host: str = Field("127.0.0.1", description="API bind address")
     api_port: int = Field(8000, description="API port")
+    api_open_reads: bool = Field(
+        False, description="Let read endpoints answer without a key (writes and admin always need one)"
+    )
+    api_key_cache_s: float = Field(5.0, ge=0, description="How long an API process caches a key (revocation delay)")
+    api_risk_thresholds: tuple[float, float] = Field(
+        (0.3, 0.7), description="Scores at or above these are `medium` and `high` risk, below the first `low`"
+    )
+    api_prices: dict[str, float] = Field(
+        {"logreg": 1.0, "online": 1.0, "xgboost": 2.0, "svm": 4.0, "random_forest": 20.0},
+        description="Cost units per scored row by model (JSON), shown by /v1/score and /v1/models",
+    )
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted body of `POST /v1/events`")
+    api_max_events: int = Field(1000, ge=1, description="Most events in one `POST /v1/events`")
+    api_max_upload_bytes: int = Field(
+        64 * 1_048_576, ge=1024, description="Largest CSV accepted by `POST /v1/batch-score`"
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -96,6 +112,9 @@ class Settings(BaseSettings):
             object.__setattr__(self, "redis_url", f"redis://127.0.0.1:{self.redis_port}/0")
         if not self.clickhouse_dsn:
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{home / 'clickhouse'}")
+        low, high = self.api_risk_thresholds
+        if not 0 <= low <= high <= 1:
+            raise ValueError("api_risk_thresholds must be two scores with 0 <= low <= high <= 1")
         return self
 
     @property

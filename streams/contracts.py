@@ -9,7 +9,7 @@ record is either valid everywhere or rejected everywhere with the same reason co
 ('page_view', 'u1', 1793527200000, True)
 >>> decode("cart", b'{"event_id":"e2","user_id":"u1","ts":1,"action":"wishlist","product_id":"p","category":"c",'
 ...        b'"quantity":1,"price":2}')
-Rejection(reason='unknown_action', detail="action must be 'add' or 'remove', got 'wishlist'")
+Rejection(reason='unknown_action', detail="action must be 'add' or 'remove', got 'wishlist'", field='action')
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class Event(msgspec.Struct, frozen=True, array_like=True):
 class Rejection(msgspec.Struct, frozen=True):
     reason: str
     detail: str
+    field: str = ""  # the offending field's path (``ts``, ``items[0].price``), empty for the whole record
 
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
@@ -126,20 +127,20 @@ def _field_error(message: str) -> Rejection:
         parent = _PATH.search(message)
         where = f"{parent.group(1)}.{name}" if parent and parent.group(1) else name
         if where == "user_id":
-            return Rejection("missing_user_id", "user_id is required")
+            return Rejection("missing_user_id", "user_id is required", "user_id")
         if where == "ts":
-            return Rejection("missing_ts", "ts is required")
-        return Rejection("missing_field", f"{where} is required")
+            return Rejection("missing_ts", "ts is required", "ts")
+        return Rejection("missing_field", f"{where} is required", where)
     path_match = _PATH.search(message)
     path = path_match.group(1) if path_match else ""
     leaf = path.rsplit(".", 1)[-1]
     if leaf == "ts":
-        return Rejection("invalid_ts", f"ts must be epoch milliseconds or ISO-8601 with a zone: {message}")
+        return Rejection("invalid_ts", f"ts must be epoch milliseconds or ISO-8601 with a zone: {message}", "ts")
     if "out of range" in message and leaf in ("amount", "price"):
-        return Rejection("invalid_amount", f"{path} is not a finite number")
+        return Rejection("invalid_amount", f"{path} is not a finite number", path)
     if not path:
         return Rejection("invalid_type", f"event must be a JSON object: {message}")
-    return Rejection("invalid_type", f"{path}: {message.split(' - at ')[0]}")
+    return Rejection("invalid_type", f"{path}: {message.split(' - at ')[0]}", path)
 
 
 def parse_ts(value: int | str) -> int | Rejection:
@@ -154,30 +155,32 @@ def parse_ts(value: int | str) -> int | Rejection:
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            return Rejection("invalid_ts", f"ts is not ISO-8601: {value[:64]!r}")
+            return Rejection("invalid_ts", f"ts is not ISO-8601: {value[:64]!r}", "ts")
         if parsed.tzinfo is None:
-            return Rejection("invalid_ts", "ts has no time zone (use Z or an offset)")
+            return Rejection("invalid_ts", "ts has no time zone (use Z or an offset)", "ts")
         ts_ms = (parsed - EPOCH) // dt.timedelta(milliseconds=1)  # exact, no float rounding
     else:
         ts_ms = value
     if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
-        return Rejection("invalid_ts", f"ts out of range: {ts_ms}")
+        return Rejection("invalid_ts", f"ts out of range: {ts_ms}", "ts")
     return ts_ms
 
 
 def validate_user_id(user_id: str) -> Rejection | None:
     if not user_id:
-        return Rejection("missing_user_id", "user_id is empty")
+        return Rejection("missing_user_id", "user_id is empty", "user_id")
     if len(user_id) > MAX_USER_ID_LEN:
-        return Rejection("invalid_user_id", f"user_id is longer than {MAX_USER_ID_LEN} characters")
+        return Rejection("invalid_user_id", f"user_id is longer than {MAX_USER_ID_LEN} characters", "user_id")
     if not USER_ID_RE.match(user_id):
-        return Rejection("invalid_user_id", "user_id may hold letters, digits and . @ : + - = / | # ~ $ % & * ! _")
+        return Rejection(
+            "invalid_user_id", "user_id may hold letters, digits and . @ : + - = / | # ~ $ % & * ! _", "user_id"
+        )
     return None
 
 
 def _money(value: float, field: str) -> Rejection | None:
     if not math.isfinite(value) or value < 0:
-        return Rejection("invalid_amount", f"{field} must be a finite number >= 0, got {value}")
+        return Rejection("invalid_amount", f"{field} must be a finite number >= 0, got {value}", field)
     return None
 
 
@@ -187,7 +190,7 @@ def decode(kind: str, payload: bytes, broker_ts_ms: int | None = None) -> Event 
         return Rejection("payload_too_large", f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
     decoder = _DECODERS.get(kind)
     if decoder is None:
-        return Rejection("unknown_type", f"unknown event type {kind!r}")
+        return Rejection("unknown_type", f"unknown event type {kind!r}", "type")
     try:
         raw = decoder.decode(payload)
     except msgspec.ValidationError as exc:
@@ -202,21 +205,21 @@ def _check(kind: str, raw: PageView | CartEvent | Purchase, broker_ts_ms: int | 
     if bad_user:
         return bad_user
     if not raw.event_id:
-        return Rejection("missing_field", "event_id is empty")
+        return Rejection("missing_field", "event_id is empty", "event_id")
     if raw.type is not None and raw.type != kind:
-        return Rejection("invalid_type", f"type is {raw.type!r} but the record is a {kind}")
+        return Rejection("invalid_type", f"type is {raw.type!r} but the record is a {kind}", "type")
     ts_ms = parse_ts(raw.ts)
     if isinstance(ts_ms, Rejection):
         return ts_ms
     if broker_ts_ms is not None and ts_ms > broker_ts_ms + MAX_FUTURE_MS:
-        return Rejection("ts_in_future", f"ts is {(ts_ms - broker_ts_ms) / 3.6e6:.1f} h ahead of the broker time")
+        return Rejection("ts_in_future", f"ts is {(ts_ms - broker_ts_ms) / 3.6e6:.1f} h ahead of the broker time", "ts")
     if isinstance(raw, PageView):
         return Event("page_view", raw.event_id, raw.user_id, ts_ms, product_view=bool(raw.product_id), raw=raw)
     if isinstance(raw, CartEvent):
         if raw.action not in ("add", "remove"):
-            return Rejection("unknown_action", f"action must be 'add' or 'remove', got {raw.action[:32]!r}")
+            return Rejection("unknown_action", f"action must be 'add' or 'remove', got {raw.action[:32]!r}", "action")
         if raw.quantity <= 0:
-            return Rejection("invalid_quantity", f"quantity must be > 0, got {raw.quantity}")
+            return Rejection("invalid_quantity", f"quantity must be > 0, got {raw.quantity}", "quantity")
         bad = _money(raw.price, "price")
         if bad:
             return bad
@@ -234,7 +237,9 @@ def _check(kind: str, raw: PageView | CartEvent | Purchase, broker_ts_ms: int | 
         return bad
     for i, item in enumerate(raw.items):
         if item.quantity <= 0:
-            return Rejection("invalid_quantity", f"items[{i}].quantity must be > 0, got {item.quantity}")
+            return Rejection(
+                "invalid_quantity", f"items[{i}].quantity must be > 0, got {item.quantity}", f"items[{i}].quantity"
+            )
         bad = _money(item.price, f"items[{i}].price")
         if bad:
             return bad

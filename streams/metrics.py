@@ -1,6 +1,6 @@
 """Prometheus metrics of the worker (served on ``CHURNSTREAM_METRICS_PORT``)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("churnstream_events_total", "Input records by topic and outcome", ["topic", "outcome"])
 DLQ = Counter("churnstream_dlq_total", "Records sent to the dead-letter topic, by reason", ["reason"])
@@ -12,3 +12,15 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "churnstream_batch_size", "Records per micro-batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 5000)
 )
+SCORING_SECONDS = Histogram(
+    "churnstream_scoring_seconds",
+    "One batched model call over the users of a micro-batch",
+    ["task", "model_kind"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+EVENT_TO_SCORE_SECONDS = Histogram(
+    "churnstream_event_to_score_seconds",
+    "From the record's broker timestamp (produce time) to its score being visible in Redis",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CONSUMER_LAG = Gauge("churnstream_consumer_lag", "Records not yet consumed on this worker's input partitions")

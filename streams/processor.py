@@ -24,7 +24,7 @@ from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_
 from features.store import StateStore
 from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejection, decode
 from streams.dlq import DeadLetterSink
-from streams.metrics import BATCH_SECONDS, BATCH_SIZE, EVENTS
+from streams.metrics import BATCH_SECONDS, BATCH_SIZE, EVENT_TO_SCORE_SECONDS, EVENTS
 from streams.records import RawRecord
 from streams.retry import until_done
 from streams.scoring import Scorer
@@ -147,6 +147,7 @@ class FeatureProcessor:
         states = {u: decode_state(b) for u, b in zip(user_ids, blobs, strict=True)}
         changed: set[str] = set()
         partitions: dict[str, int] = {}
+        produced_ms: list[int | None] = []  # broker timestamps of the applied records
         for rec, ev in valid:
             outcome = apply(
                 states[ev.user_id], ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset
@@ -160,6 +161,7 @@ class FeatureProcessor:
             if outcome == "applied":
                 self.bronze.add(bronze_row(ev, rec))
                 result.applied.append(ev)
+                produced_ms.append(rec.timestamp_ms)
             elif outcome == "too_late":
                 self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
@@ -172,6 +174,11 @@ class FeatureProcessor:
         await self._retry(
             self.store.write_many, {u: encode_state(states[u]) for u in changed}, scored.cache if scored else None
         )
+        if scored is not None and scored.cache:
+            now_ms = time.time() * 1000
+            for ts in produced_ms:
+                if ts is not None:
+                    EVENT_TO_SCORE_SECONDS.observe(max(0.0, now_ms - ts) / 1000)
         learner = self.scorer.learner if self.scorer else None
         if learner is not None and scored is not None:
             try:  # best effort: a label lost to an outage only means one fewer training example

@@ -15,6 +15,7 @@ from features.state import UserState
 from models.champions import Champions
 from models.tasks import TASKS
 from streams.contracts import EPOCH, Event
+from streams.metrics import SCORING_SECONDS
 from streams.sinks import Sink
 
 if TYPE_CHECKING:
@@ -67,10 +68,12 @@ class Scorer:
             champion = self.champions.get(task)
             if champion is not None:
                 ref, model = champion
-                models.append(("pretrained", ref.model, ref.version, model.predict_proba_many(X).tolist()))
+                with SCORING_SECONDS.labels(task, "pretrained").time():
+                    models.append(("pretrained", ref.model, ref.version, model.predict_proba_many(X).tolist()))
             if self.learner is not None:
                 online = self.learner.models[task]
-                models.append(("online", online.name, online.version, self.learner.score(task, X)))
+                with SCORING_SECONDS.labels(task, "online").time():
+                    models.append(("online", online.name, online.version, self.learner.score(task, X)))
             for kind, name, version, scores in models:
                 by_user = dict(zip(users, scores, strict=True))
                 for ev in applied:

@@ -39,19 +39,20 @@ class StackHandle:
             raise AssertionError(f"churnstream {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def spawn_worker(self, name: str = "worker", **env: str) -> ManagedProcess:
+    def spawn_worker(self, name: str = "worker", command: str = "worker", **env: str) -> ManagedProcess:
+        """``churnstream worker`` (or ``run``: worker and API in one process) with this stack's settings."""
         proc = ManagedProcess(name, self.settings.dir("run") / f"test-{name}.pid")
         proc.spawn(
-            [sys.executable, "-m", "churnstream.cli", "worker"],
+            [sys.executable, "-m", "churnstream.cli", command],
             self.settings.dir("logs") / f"{name}.log",
             env=self.env | {"CHURNSTREAM_METRICS_PORT": str(self.metrics_port)} | env,
         )
         return proc
 
     @contextlib.contextmanager
-    def worker(self, name: str = "worker", **env: str) -> Iterator[ManagedProcess]:
+    def worker(self, name: str = "worker", command: str = "worker", **env: str) -> Iterator[ManagedProcess]:
         """A worker process for the duration of the block; stopped (by pid) on exit."""
-        proc = self.spawn_worker(name, **env)
+        proc = self.spawn_worker(name, command, **env)
         try:
             yield proc
         finally:

@@ -1,0 +1,50 @@
+"""Liveness, readiness (Kafka, Redis and ClickHouse reachable) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
+async def readyz(request: Request) -> Any:
+    """Kafka, Redis and ClickHouse are reachable; 503 names the ones that are not."""
+    services = request.app.state.services
+
+    async def redis() -> bool:
+        try:
+            return bool(await asyncio.wait_for(services.redis.ping(), 2))
+        except Exception:
+            return False
+
+    def clickhouse() -> bool:
+        try:
+            return bool(services.clickhouse().command("SELECT 1") == 1)
+        except Exception:
+            services.reset_clickhouse()
+            return False
+
+    kafka_ok, redis_ok, ch_ok = await asyncio.gather(
+        asyncio.to_thread(services.ingest.reachable), redis(), asyncio.to_thread(clickhouse)
+    )
+    checks = {"kafka": kafka_ok, "redis": redis_ok, "clickhouse": ch_ok}
+    body = {name: "ok" if ok else "unreachable" for name, ok in checks.items()}
+    return ORJSONResponse({"ready": all(checks.values()), **body}, status_code=200 if all(checks.values()) else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus text format: API request latency by route, and (in `churnstream run`) the worker's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,62 @@
+"""Processes that serve the API: alone (`churnstream api`, with a ClickHouse server) or beside the worker in
+one process (`churnstream run`, required with embedded chDB, which allows one process per data path)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+import uvicorn
+
+from churnstream.settings import Settings
+from serving.app import create_app
+
+
+def server(settings: Settings, access_log: bool = False) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level="warning",
+        limit_concurrency=2048,
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)
+
+
+def run_api(settings: Settings) -> None:
+    """The API alone, until SIGINT/SIGTERM."""
+    if settings.embedded_clickhouse:
+        logging.getLogger(__name__).warning(
+            "embedded chDB allows one process per data path: with a worker running, use `churnstream run` "
+            "(worker and API in one process) or a ClickHouse server DSN"
+        )
+    server(settings).run()
+
+
+def run_with_worker(settings: Settings) -> None:
+    """Worker (main thread, owns the signals) and API (its own thread and event loop) in one process."""
+    from streams.app import run_worker
+
+    api = server(settings)
+
+    def serve() -> None:
+        try:
+            api.run()
+        finally:
+            if not api.should_exit:  # the API died on its own (e.g. port taken): stop the worker too
+                logging.getLogger(__name__).error("the API stopped; stopping the worker")
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=serve, name="api", daemon=True)  # uvicorn skips signals off the main thread
+    thread.start()
+    try:
+        run_worker(settings)
+    finally:
+        api.should_exit = True
+        thread.join(timeout=10)
