@@ -35,7 +35,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 kafka-jars: python-deps ## Resolve the Kafka broker jars from Maven Central into the cache
 	@$(BIN)/churnstream stack fetch
 
-demo: setup ## Bring the stack up, stream generated events through the worker, show what arrived
+demo: setup ## Stack up, models trained if missing, worker + API, live generated traffic and curl examples (Ctrl-C stops)
 	$(BIN)/churnstream demo
 
 test: setup ## Run every test (unit, doctests, integration on a real stack the session starts itself)

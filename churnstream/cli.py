@@ -197,13 +197,15 @@ def keys_list() -> None:
 
 @app.command()
 def demo(
-    users: int = typer.Option(1000, help="simulated users"),
-    days: int = typer.Option(60, help="days of history to stream"),
+    users: int = typer.Option(2000, help="simulated users per round of generated traffic"),
+    rate: float = typer.Option(500.0, help="events per second to produce"),
+    duration: float = typer.Option(0.0, help="stop after this many seconds (0 = until Ctrl-C)"),
+    train_users: int = typer.Option(2000, help="users of the generated history the models train on, if none exist"),
 ) -> None:
-    """Bring the stack up, stream generated events through the worker, and show the features that arrived."""
+    """Stack up, models trained if missing, worker and API started, generated traffic streamed live."""
     from streams.demo import run_demo
 
-    run_demo(get_settings(), console, users=users, days=days)
+    run_demo(get_settings(), console, users=users, rate=rate, duration=duration, train_users=train_users)
 
 
 features_app = typer.Typer(

@@ -1,138 +1,232 @@
-"""`churnstream demo`: the stack, the worker and a stream of generated events, with what arrived."""
+"""`churnstream demo`: the whole pipeline on this machine, live.
+
+It brings the stack up, trains the models on generated history if the registry has no champion, starts the
+worker and the API in one process (`churnstream run`), creates an API key, and streams generated shop traffic at
+a steady rate. A live line shows events/s, consumer lag and p99 event-to-score latency, and ready-to-paste curl
+commands show the API. Ctrl-C (or ``--duration``) stops everything the demo started.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
-import redis
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
-from rich.table import Table
+from rich.live import Live
 
 from churnstream.settings import Settings
-from features.compute import features
-from features.state import decode_state, state_key
-from infra import clickhouse_db, kafka_broker, redis_server, stack
+from infra import kafka_broker, redis_server, stack
 from infra.processes import ManagedProcess
 from streams import generator
-from streams.lag import group_lag
-from streams.produce import produce_records
+from streams.produce import producer
+
+DAY_MS = 86_400_000
 
 
-def worker_process(settings: Settings) -> ManagedProcess:
-    return ManagedProcess("worker", settings.dir("run") / "worker.pid")
+def run_process(settings: Settings) -> ManagedProcess:
+    return ManagedProcess("run", settings.dir("run") / "demo-run.pid")
 
 
-def start_worker(settings: Settings) -> ManagedProcess:
-    proc = worker_process(settings)
-    if not proc.running():
-        proc.spawn(
-            [sys.executable, "-m", "churnstream.cli", "worker"],
-            settings.dir("logs") / "worker.log",
-            env={**os.environ, "CHURNSTREAM_HOME": str(settings.home)},
-        )
-    return proc
+def ensure_models(settings: Settings, console: Console, users: int = 2000, days: int = 240) -> None:
+    """Train every model on generated history unless each task already has a champion."""
+    import orjson
+
+    from features import offline
+    from models.registry import Registry
+    from models.tasks import TASKS
+    from models.train import train_task
+
+    registry = Registry(settings.dir("models"))
+    if all(registry.champion(t) for t in TASKS):
+        return
+    with console.status(f"no trained models yet: simulating {users:,} users over {days} days") as status:
+        us = generator.make_users(users, days, seed=7)
+        history = generator.simulate(us, days, seed=7)
+        accepted = offline.accept((e["type"], orjson.dumps(e)) for e in history)
+        for task in TASKS:
+            report = train_task(accepted, task, registry, progress=lambda m: status.update(m))
+            auc = report["models"][report["champion"]]["roc_auc"]
+            console.print(f"trained {task}: champion [bold]{report['champion']}[/] (test ROC-AUC {auc:.3f})")
 
 
-def dlq_counts(settings: Settings) -> dict[str, float]:
-    """DLQ counts by reason from the worker's Prometheus endpoint."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return {}
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("churnstream_dlq_total{"):
-            reason = line.split('reason="', 1)[1].split('"', 1)[0]
-            out[reason] = float(line.rsplit(" ", 1)[1])
+def create_key(settings: Settings) -> str:
+    import redis.asyncio as aioredis
+
+    from serving.keys import KeyStore
+
+    async def create() -> str:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await KeyStore(client).create("demo", ("read", "write"))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(create())
+
+
+def scrape(url: str) -> dict[str, object]:
+    """Events applied, consumer lag and the event-to-score histogram from the Prometheus endpoint."""
+    text = urllib.request.urlopen(url, timeout=2).read().decode()
+    out: dict[str, object] = {"applied": 0.0, "lag": 0.0, "buckets": {}}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "churnstream_events_total" and s.labels.get("outcome") == "applied":
+                out["applied"] = float(out["applied"]) + s.value  # type: ignore[arg-type]
+            elif s.name == "churnstream_consumer_lag":
+                out["lag"] = s.value
+            elif s.name == "churnstream_event_to_score_seconds_bucket":
+                out["buckets"][float(s.labels["le"])] = s.value  # type: ignore[index]
     return out
 
 
-def run_demo(settings: Settings, console: Console, users: int, days: int) -> None:
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+    """The q-quantile (upper bucket bound, in seconds) of the observations made between two scrapes."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    for bound, n in zip(bounds, counts, strict=True):
+        if n >= q * counts[-1]:
+            return bound
+    return None
+
+
+def live_events(users: int, seed: int) -> Iterator[generator.Record]:
+    """Endless generated traffic: 60 days of history for ``users`` users ending now, then the next batch."""
+    while True:
+        start_ms = (int(time.time() * 1000) // DAY_MS - 60) * DAY_MS
+        us = generator.make_users(users, 60, seed, start_ms=start_ms, prefix=f"demo{seed % 100000}")
+        events = generator.simulate(us, 60, seed, start_ms=start_ms)
+        yield from generator.arrivals(events, seed, out_of_order=0.02, duplicates=0.005, malformed=0.002)
+        seed += 1
+
+
+def curl_commands(base: str, key: str, user: str) -> str:
+    """Ready-to-paste calls of the API for one user of the demo's traffic."""
+    h = f"-H 'X-API-Key: {key}'"
+    js = "-H 'content-type: application/json'"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    event = f'{{"type":"page_view","event_id":"curl-1","user_id":"{user}","ts":"{now}","page_type":"product"}}'
+    score = f'{{"user_id":"{user}","model":"xgboost"}}'
+    ids = f"$'user_id\\n{user}\\n'"
+    return "\n".join(
+        [
+            f"curl -s {h} {base}/v1/users/{user}/scores",
+            f"curl -s {h} {base}/v1/users/{user}/features",
+            f"curl -s {h} {js} {base}/v1/score -d '{score}'",
+            f"curl -s {h} {base}/v1/models",
+            f"curl -s {h} '{base}/v1/at-risk?task=churn&min_score=0.5&limit=20&format=csv'",
+            f"curl -s {h} -H 'content-type: text/csv' '{base}/v1/batch-score?model=logreg' --data-binary {ids}",
+            f"curl -s {h} {js} {base}/v1/events -d '{event}'",
+            f"curl -s {base}/readyz",
+            f"curl -s {base}/metrics | grep churnstream_event_to_score",
+            f"# OpenAPI: {base}/docs",
+        ]
+    )
+
+
+def run_demo(
+    settings: Settings, console: Console, users: int, rate: float, duration: float, train_users: int = 2000
+) -> None:
     was_up = kafka_broker.process(settings).running() and redis_server.process(settings).running()
     with console.status("bringing the stack up (the first run downloads Kafka from Maven Central)") as status:
         stack.up(settings, on_step=lambda msg: status.update(msg))
-    worker = start_worker(settings)
-    seed = int(time.time())
+    proc = run_process(settings)
     try:
-        with console.status(f"simulating {users:,} users over {days} days"):
-            start_ms = (int(time.time() * 1000) // 86_400_000 - days) * 86_400_000
-            us = generator.make_users(users, days, seed, start_ms=start_ms, prefix=f"demo{seed % 100000}")
-            events = generator.simulate(us, days, seed, start_ms=start_ms)
-            records = generator.arrivals(events, seed, out_of_order=0.02, duplicates=0.005, malformed=0.002)
-        console.print(
-            f"[bold]producing {len(records):,} records[/] ({len(events):,} events, with 2% out of order, "
-            "0.5% duplicates, 0.2% malformed)"
+        ensure_models(settings, console, users=train_users)
+        key = create_key(settings)
+        if proc.running():
+            proc.stop()
+        proc.spawn(
+            [sys.executable, "-m", "churnstream.cli", "run"],
+            settings.dir("logs") / "run.log",
+            env={**os.environ, "CHURNSTREAM_HOME": str(settings.home)},
         )
-        started = time.monotonic()
-        produce_records(settings, records, progress=console)
-        with console.status("worker consuming") as status:
-            while (lag := group_lag(settings)) > 0:
-                if not worker.running():
-                    raise SystemExit(f"the worker exited; see {settings.home / 'logs' / 'worker.log'}")
-                elapsed = time.monotonic() - started
-                status.update(f"worker consuming: lag {lag:,} records, {elapsed:.0f}s")
-                time.sleep(0.5)
-        console.print(f"consumed in {time.monotonic() - started:.1f}s")
-        _show_users(settings, console, [u.user_id for u in us])
-        dlq = dlq_counts(settings)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        with console.status("starting the worker and the API (`churnstream run`)"):
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=1)
+                    break
+                except (urllib.error.URLError, OSError):
+                    if not proc.running() or time.monotonic() > deadline:
+                        log = settings.home / "logs" / "run.log"
+                        raise SystemExit(f"worker and API did not start; see {log}") from None
+                    time.sleep(0.3)
+        stream(settings, console, proc, base, key, users, rate, duration)
+    except KeyboardInterrupt:
+        console.print("\nstopping")
     finally:
-        worker.stop()
-    table = Table(title="dead-letter topic events.dlq, by reason")
-    table.add_column("reason")
-    table.add_column("records", justify="right")
-    for reason, n in sorted(dlq.items()):
-        table.add_row(reason, f"{n:,.0f}")
-    console.print(table)
-    client = clickhouse_db.connect(settings.clickhouse_dsn)
-    try:
-        rows = client.query(
-            "SELECT event_type, count() FROM events FINAL WHERE startsWith(user_id, {p:String}) "
-            "GROUP BY event_type ORDER BY event_type",
-            parameters={"p": us[0].user_id.split("-")[0] + "-"},
-        ).result_rows
-        scored = client.query(
-            "SELECT task, model_kind, any(model), count() FROM predictions FINAL WHERE startsWith(user_id, {p:String}) "
-            "GROUP BY task, model_kind ORDER BY task, model_kind",
-            parameters={"p": us[0].user_id.split("-")[0] + "-"},
-        ).result_rows
-    finally:
-        client.close()
-    console.print("ClickHouse `events` rows for this run: " + ", ".join(f"{k} {v:,}" for k, v in rows))
-    console.print(
-        "ClickHouse `predictions` for this run: "
-        + (", ".join(f"{t}/{k} ({m}) {n:,}" for t, k, m, n in scored) or "none")
-    )
-    if not was_up:
-        stack.down(settings)
-        console.print("stack stopped (it was started by this demo)")
-    else:
-        console.print("the stack was already up and keeps running: `make stack-down` stops it")
+        proc.stop()
+        if not was_up:
+            stack.down(settings)
+            console.print("stopped the worker, the API and the stack (the demo started them)")
+        else:
+            console.print("stopped the worker and the API; the stack was already up and keeps running")
 
 
-def _show_users(settings: Settings, console: Console, user_ids: list[str]) -> None:
-    r = redis.Redis.from_url(settings.redis_url)
-    blobs: list[bytes | None] = r.mget([state_key(u) for u in user_ids])  # type: ignore[assignment]
-    states = [(u, decode_state(b)) for u, b in zip(user_ids, blobs, strict=True) if b]
-    states.sort(key=lambda s: -s[1].events)
-    cols = (
-        "page_views_7d",
-        "product_views_30d",
-        "cart_adds_30d",
-        "purchases_60d",
-        "revenue_60d",
-        "days_since_last_event",
-        "tenure_days",
-        "trend_30d",
-    )
-    title = f"features of the 8 busiest of {len(states):,} users (from Redis, as of each user's last event)"
-    table = Table(title=title)
-    table.add_column("user")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for u, s in states[:8]:
-        f = features(s, s.last_ms)
-        table.add_row(u, *(f"{f[c]:.2f}" for c in cols))
-    console.print(table)
+def stream(
+    settings: Settings,
+    console: Console,
+    proc: ManagedProcess,
+    base: str,
+    key: str,
+    users: int,
+    rate: float,
+    duration: float,
+) -> None:
+    topics = dict(zip(generator.TOPIC_OF.values(), settings.input_topics, strict=True))
+    p = producer(settings)
+    records = live_events(users, seed=int(time.time()))
+    started = time.monotonic()
+    sent = 0
+    first_user = ""
+    shown_curl = False
+    before = scrape(base + "/metrics")
+    before_t = time.monotonic()
+    line = "starting"
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while duration <= 0 or time.monotonic() - started < duration:
+            if not proc.running():
+                raise SystemExit(f"the worker exited; see {settings.home / 'logs' / 'run.log'}")
+            due = int((time.monotonic() - started) * rate)
+            while sent < due:
+                rec = next(records)
+                if not first_user and not rec.malformed:
+                    first_user = rec.key.decode()
+                while True:
+                    try:
+                        p.produce(topics[rec.topic], value=rec.value, key=rec.key)
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+                sent += 1
+            p.poll(0)
+            if time.monotonic() - before_t >= 1.0:
+                now = scrape(base + "/metrics")
+                elapsed = time.monotonic() - before_t
+                eps = (float(now["applied"]) - float(before["applied"])) / elapsed  # type: ignore[arg-type]
+                p99 = quantile(before["buckets"], now["buckets"], 0.99)  # type: ignore[arg-type]
+                p99_text = f"<= {p99 * 1000:,.0f} ms" if p99 is not None else "-"
+                line = (
+                    f"[bold]{eps:,.0f} events/s[/] scored | consumer lag {float(now['lag']):,.0f}"  # type: ignore[arg-type]
+                    f" | p99 event-to-score {p99_text} | produced {sent:,} at {rate:,.0f}/s"
+                    f" | {time.monotonic() - started:,.0f}s (Ctrl-C stops)"
+                )
+                before, before_t = now, time.monotonic()
+                if not shown_curl and first_user and float(now["applied"]) > 0:  # type: ignore[arg-type]
+                    console.print(f"\nthe API is up at {base} (OpenAPI at {base}/docs). Try:\n")
+                    console.print(curl_commands(base, key, first_user), markup=False, highlight=False, soft_wrap=True)
+                    console.print()
+                    shown_curl = True
+            live.update(line)
+            time.sleep(0.05)
+    console.print()
+    p.flush(10)
