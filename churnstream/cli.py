@@ -425,5 +425,16 @@ def bench_train(
     run(console, users=users, days=days)
 
 
+@bench_app.command("api")
+def bench_api(
+    rate: int = typer.Option(1000, help="offered requests per second"),
+    seconds: int = typer.Option(30, help="measured duration"),
+) -> None:
+    """Score-lookup latency (p50/p99) of one API process at a fixed request rate (autocannon from npm)."""
+    from bench.api_latency import run
+
+    run(get_settings(), console, rate=rate, seconds=seconds)
+
+
 if __name__ == "__main__":
     app()

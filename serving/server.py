@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 
 import uvicorn
@@ -44,6 +45,9 @@ def run_with_worker(settings: Settings) -> None:
     from streams.app import run_worker
 
     api = server(settings)
+    # A thread waits up to the switch interval for the GIL (5 ms by default): shorter, so that a busy worker
+    # thread delays an API request by at most about a millisecond.
+    sys.setswitchinterval(0.001)
 
     def serve() -> None:
         try:

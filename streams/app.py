@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -202,4 +203,6 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     app = build_app(settings)
+    gc.collect()
+    gc.freeze()  # imported libraries live as long as the process: keep them out of full GC passes
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

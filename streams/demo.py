@@ -16,11 +16,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 
 from churnstream.settings import Settings
+from features.state import score_key
 from infra import kafka_broker, redis_server, stack
 from infra.processes import ManagedProcess
 from streams import generator
@@ -187,8 +189,9 @@ def stream(
     records = live_events(users, seed=int(time.time()))
     started = time.monotonic()
     sent = 0
-    first_user = ""
+    candidates: list[str] = []  # the first users produced: one of them is shown in the curl commands
     shown_curl = False
+    r = redis.Redis.from_url(settings.redis_url)
     before = scrape(base + "/metrics")
     before_t = time.monotonic()
     line = "starting"
@@ -199,8 +202,8 @@ def stream(
             due = int((time.monotonic() - started) * rate)
             while sent < due:
                 rec = next(records)
-                if not first_user and not rec.malformed:
-                    first_user = rec.key.decode()
+                if len(candidates) < 500 and not rec.malformed:
+                    candidates.append(rec.key.decode())
                 while True:
                     try:
                         p.produce(topics[rec.topic], value=rec.value, key=rec.key)
@@ -221,9 +224,10 @@ def stream(
                     f" | {time.monotonic() - started:,.0f}s (Ctrl-C stops)"
                 )
                 before, before_t = now, time.monotonic()
-                if not shown_curl and first_user and float(now["applied"]) > 0:  # type: ignore[arg-type]
+                scored = [u for u in candidates[:50] if r.exists(score_key(u))] if not shown_curl else []
+                if scored:
                     console.print(f"\nthe API is up at {base} (OpenAPI at {base}/docs). Try:\n")
-                    console.print(curl_commands(base, key, first_user), markup=False, highlight=False, soft_wrap=True)
+                    console.print(curl_commands(base, key, scored[0]), markup=False, highlight=False, soft_wrap=True)
                     console.print()
                     shown_curl = True
             live.update(line)

@@ -44,12 +44,14 @@ class User:
     churn_ms: int  # when the user leaves (drawn from the hazard); may lie beyond the simulated period
 
 
-def make_users(n: int, days: int, seed: int = 0, start_ms: int = DEFAULT_START_MS, prefix: str = "user") -> list[User]:
+def make_users(
+    n: int, days: int, seed: int = 0, start_ms: int = DEFAULT_START_MS, prefix: str = "user", activity: float = 1.0
+) -> list[User]:
     """``n`` users who sign up during the first 70% of ``days``.
 
     One latent "customer value" factor ``z`` drives all four rates, as in real shops: engaged users visit more,
     add to cart more, buy more and leave less. Each rate also has its own noise, so users with the same ``z``
-    still differ.
+    still differ. ``activity`` scales every user's sessions per day (0.5: half the traffic).
 
     >>> u = make_users(1000, days=100, seed=3)
     >>> 0.4 < sum(x.engagement for x in u) / 1000 < 0.7, 0.01 < sum(x.churn_hazard for x in u) / 1000 < 0.04
@@ -59,7 +61,7 @@ def make_users(n: int, days: int, seed: int = 0, start_ms: int = DEFAULT_START_M
     signup = start_ms + (rng.random(n) * days * 0.7 * DAY_MS).astype(np.int64)
     z = rng.standard_normal(n)
     noise = rng.standard_normal((4, n))
-    engagement = 0.5 * np.exp(0.6 * z + 0.15 * noise[0])
+    engagement = 0.5 * activity * np.exp(0.6 * z + 0.15 * noise[0])
     hazard = np.clip(0.02 * np.exp(-0.8 * z + 0.15 * noise[1]), 1e-4, 0.5)
     propensity = 1 / (1 + np.exp(0.8 - 0.6 * z - 0.2 * noise[2]))
     cart_rate = 1 / (1 + np.exp(1.9 - 0.4 * z - 0.2 * noise[3]))

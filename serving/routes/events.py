@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaException
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from serving.auth import require
 from serving.ingest import validate
@@ -51,7 +51,7 @@ async def post_events(request: Request) -> Any:
         raise HTTPException(413, f"{len(items)} events; at most {settings.api_max_events} per request")
     valid, errors = validate(items)
     if errors:
-        return ORJSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": errors}, status_code=422)
     try:
         await request.app.state.services.ingest.send(valid)
     except KafkaException as exc:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 router = APIRouter(tags=["ops"])
@@ -41,7 +41,7 @@ async def readyz(request: Request) -> Any:
     )
     checks = {"kafka": kafka_ok, "redis": redis_ok, "clickhouse": ch_ok}
     body = {name: "ok" if ok else "unreachable" for name, ok in checks.items()}
-    return ORJSONResponse({"ready": all(checks.values()), **body}, status_code=200 if all(checks.values()) else 503)
+    return JSONResponse({"ready": all(checks.values()), **body}, status_code=200 if all(checks.values()) else 503)
 
 
 @router.get("/metrics", response_class=Response)

@@ -28,7 +28,7 @@ USERS, DAYS, SEED = 2300, 90, 11
 @pytest.fixture(scope="module")
 def streamed(stack: StackHandle) -> dict:
     prefix = f"par{int(time.time()) % 100000}"
-    users = make_users(USERS, DAYS, SEED, prefix=prefix)
+    users = make_users(USERS, DAYS, SEED, prefix=prefix, activity=0.5)  # about 120k events
     events = simulate(users, DAYS, SEED)
     produced_at = int(time.time() * 1000)
     records = arrivals(events, SEED, out_of_order=0.1, duplicates=0.01, malformed=0.01, now_ms=produced_at)
