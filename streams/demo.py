@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -123,7 +124,7 @@ def curl_commands(base: str, key: str, user: str) -> str:
             f"curl -s {h} {base}/v1/users/{user}/features",
             f"curl -s {h} {js} {base}/v1/score -d '{score}'",
             f"curl -s {h} {base}/v1/models",
-            f"curl -s {h} '{base}/v1/at-risk?task=churn&min_score=0.5&limit=20&format=csv'",
+            f"curl -s {h} '{base}/v1/at-risk?task=purchase&min_score=0.8&limit=20&format=csv'",
             f"curl -s {h} -H 'content-type: text/csv' '{base}/v1/batch-score?model=logreg' --data-binary {ids}",
             f"curl -s {h} {js} {base}/v1/events -d '{event}'",
             f"curl -s {base}/readyz",
@@ -136,6 +137,12 @@ def curl_commands(base: str, key: str, user: str) -> str:
 def run_demo(
     settings: Settings, console: Console, users: int, rate: float, duration: float, train_users: int = 2000
 ) -> None:
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM both stop what the demo started (SIGINT may arrive ignored, e.g. from `cmd &`)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     was_up = kafka_broker.process(settings).running() and redis_server.process(settings).running()
     with console.status("bringing the stack up (the first run downloads Kafka from Maven Central)") as status:
         stack.up(settings, on_step=lambda msg: status.update(msg))

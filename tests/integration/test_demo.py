@@ -50,7 +50,7 @@ def test_demo_reaches_the_live_line_and_answers_its_curl_commands(stack: StackHa
     assert "features" in json.loads(next(v for k, v in answered.items() if k.endswith("/features")))
     assert len(json.loads(answered["/v1/score"])["results"]) == 2
     assert set(json.loads(answered["/v1/models"])) == {"churn", "purchase"}
-    assert answered["/v1/at-risk?task=churn&min_score=0.5&limit=20&format=csv"].startswith("user_id,task,")
+    assert answered["/v1/at-risk?task=purchase&min_score=0.8&limit=20&format=csv"].startswith("user_id,task,")
     assert ",ok" in answered["/v1/batch-score?model=logreg"]
     assert json.loads(answered["/v1/events"])["accepted"] == ["curl-1"]
     assert json.loads(answered["/readyz"])["ready"] is True
