@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -114,44 +115,67 @@ def _processed(port: int) -> float:
     return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith("churnstream_events_total{"))
 
 
-def features(settings: Settings, topics: tuple[str, str, str], prefix: str, expected: int, port: int) -> Result:
-    env = {
+def worker_env(settings: Settings, topics: tuple[str, str, str], group: str, port: int) -> dict[str, str]:
+    """The environment of a real worker on the bench topics, in its own consumer group."""
+    return {
         **os.environ,
         "CHURNSTREAM_HOME": str(settings.home),
-        "CHURNSTREAM_APP_ID": f"{prefix}-features",
+        "CHURNSTREAM_APP_ID": group,
         "CHURNSTREAM_TOPIC_PAGE_VIEWS": topics[0],
         "CHURNSTREAM_TOPIC_CART": topics[1],
         "CHURNSTREAM_TOPIC_PURCHASES": topics[2],
-        "CHURNSTREAM_TOPIC_DLQ": f"{prefix}.dlq",
+        "CHURNSTREAM_TOPIC_DLQ": f"{topics[0].split('.')[0]}.dlq",
         "CHURNSTREAM_METRICS_PORT": str(port),
         "CHURNSTREAM_KAFKA_PORT": str(settings.kafka_port),
         "CHURNSTREAM_REDIS_URL": settings.redis_url,
         "CHURNSTREAM_CLICKHOUSE_DSN": settings.clickhouse_dsn,
-        # the feature path alone: no champion in this bench home, and the online models off
-        "CHURNSTREAM_ONLINE_MODEL": "off",
     }
-    log = open(settings.dir("logs") / "bench-worker.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
+
+
+def spawn_worker(env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    log = open(Path(env["CHURNSTREAM_HOME"]) / "logs" / log_name, "w")  # noqa: SIM115
+    return subprocess.Popen(
         [sys.executable, "-m", "churnstream.cli", "worker"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def measure(ports: list[int], expected: int, procs: list[subprocess.Popen[bytes]], name: str) -> Result:
+    """Events/s summed over the workers' counters, between the first and the last processed record."""
+    first_n, first_t = 0.0, 0.0
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        n = sum(_processed(p) for p in ports)
+        now = time.perf_counter()
+        if n and not first_t:
+            first_n, first_t = n, now
+        if n >= expected:
+            return Result(name, int(n - first_n), now - first_t)
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"a worker exited; see {procs[0].args}")
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} did not finish")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def features(settings: Settings, topics: tuple[str, str, str], prefix: str, expected: int, port: int) -> Result:
+    # the feature path alone: no champion in this bench home, and the online models off
+    env = worker_env(settings, topics, f"{prefix}-features", port) | {"CHURNSTREAM_ONLINE_MODEL": "off"}
+    settings.dir("logs")
+    proc = spawn_worker(env, "bench-worker.log")
     try:
-        first_n, first_t = 0.0, 0.0
-        deadline = time.monotonic() + 3600
-        while time.monotonic() < deadline:
-            n = _processed(port)
-            now = time.perf_counter()
-            if n and not first_t:
-                first_n, first_t = n, now
-            if n >= expected:
-                return Result("churnstream feature path", int(n - first_n), now - first_t)
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited; see {log.name}")
-            time.sleep(0.2)
-        raise TimeoutError("feature path did not finish")
+        return measure([port], expected, [proc], "churnstream feature path")
     finally:
-        proc.terminate()
-        proc.wait(60)
+        stop([proc])

@@ -425,6 +425,18 @@ def bench_train(
     run(console, users=users, days=days)
 
 
+@bench_app.command("e2e")
+def bench_e2e(
+    users: int = typer.Option(10_000, help="simulated users (10,000 x 90 days is about 1M events)"),
+    days: int = typer.Option(90, help="days of history"),
+) -> None:
+    """End-to-end throughput (all models) vs. Faust no-op and bare consumer; naive baseline; two workers;
+    latency at 1k/5k/10k events/s; worker memory with 1M users in Redis."""
+    from bench.e2e import run
+
+    run(get_settings(), console, users=users, days=days)
+
+
 @bench_app.command("api")
 def bench_api(
     rate: int = typer.Option(1000, help="offered requests per second"),

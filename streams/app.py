@@ -52,6 +52,8 @@ def build_app(settings: Settings) -> faust.App:
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # on shutdown, do not wait for held (unacked) records: they are redelivered, and effects are idempotent
+        stream_wait_empty=False,
     )
     inputs = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")

@@ -24,3 +24,8 @@ EVENT_TO_SCORE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 CONSUMER_LAG = Gauge("churnstream_consumer_lag", "Records not yet consumed on this worker's input partitions")
+EVENT_TO_CLICKHOUSE_SECONDS = Histogram(
+    "churnstream_event_to_clickhouse_seconds",
+    "From the record's broker timestamp (produce time) to its prediction rows being inserted in ClickHouse",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

@@ -24,7 +24,13 @@ from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_
 from features.store import StateStore
 from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejection, decode
 from streams.dlq import DeadLetterSink
-from streams.metrics import BATCH_SECONDS, BATCH_SIZE, EVENT_TO_SCORE_SECONDS, EVENTS
+from streams.metrics import (
+    BATCH_SECONDS,
+    BATCH_SIZE,
+    EVENT_TO_CLICKHOUSE_SECONDS,
+    EVENT_TO_SCORE_SECONDS,
+    EVENTS,
+)
 from streams.records import RawRecord
 from streams.retry import until_done
 from streams.scoring import Scorer
@@ -171,6 +177,11 @@ class FeatureProcessor:
         await self.bronze.flush()
         if self.predictions is not None:
             await self.predictions.flush()
+            if scored is not None and scored.cache:
+                now_ms = time.time() * 1000
+                for ts in produced_ms:
+                    if ts is not None:
+                        EVENT_TO_CLICKHOUSE_SECONDS.observe(max(0.0, now_ms - ts) / 1000)
         await self._retry(
             self.store.write_many, {u: encode_state(states[u]) for u in changed}, scored.cache if scored else None
         )
