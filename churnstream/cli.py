@@ -429,12 +429,14 @@ def bench_train(
 def bench_e2e(
     users: int = typer.Option(10_000, help="simulated users (10,000 x 90 days is about 1M events)"),
     days: int = typer.Option(90, help="days of history"),
+    redis_users: int = typer.Option(1_000_000, help="other users' state seeded in Redis for the memory figure"),
+    load_seconds: int = typer.Option(30, help="seconds of traffic at each offered load"),
 ) -> None:
     """End-to-end throughput (all models) vs. Faust no-op and bare consumer; naive baseline; two workers;
     latency at 1k/5k/10k events/s; worker memory with 1M users in Redis."""
     from bench.e2e import run
 
-    run(get_settings(), console, users=users, days=days)
+    run(get_settings(), console, users=users, days=days, redis_users=redis_users, load_seconds=load_seconds)
 
 
 @bench_app.command("api")
