@@ -16,6 +16,12 @@ import faust
 def main() -> None:
     bootstrap, group, expected, *topics = sys.argv[1:]
     n_expected = int(expected)
+    tuning: dict = {}
+    if os.environ.get("CHURNSTREAM_BENCH_FAUST_TUNED") == "1":  # the worker's settings (streams/faust_tuning.py)
+        from streams.faust_tuning import APP_SETTINGS, use_uvloop
+
+        use_uvloop()
+        tuning = APP_SETTINGS
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",
@@ -25,6 +31,7 @@ def main() -> None:
         web_enabled=False,
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
+        **tuning,
     )
     source = app.topic(*topics, value_serializer="raw", key_serializer="raw")
     seen = {"n": 0, "t0": 0.0}
