@@ -42,6 +42,16 @@ def histogram(port: int, name: str) -> dict[float, float]:
     }
 
 
+def outcome_counts(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "churnstream_events_total":
+                out[s.labels["outcome"]] = out.get(s.labels["outcome"], 0.0) + s.value
+    return out
+
+
 def diff(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
     return {b: n - before.get(b, 0.0) for b, n in after.items()}
 
@@ -179,10 +189,12 @@ def run(
     try:
         with console.status("end to end, all models on"):
             results["e2e"] = ft.measure([port], n, [proc], "churnstream end to end (all models)")
+            outcomes = outcome_counts(port)
     finally:
         sampler_stop.set()
         ft.stop([proc])
     console.print(f"end to end: {results['e2e'].events_per_s:,.0f} events/s, peak RSS {max(rss or [0]):,.0f} MB")
+    console.print(f"outcomes: {outcomes}")
 
     naive_n = min(n, 30_000)
     port = free_port()
@@ -252,7 +264,8 @@ def run(
         *rows,
         "",
         f"**e2e_ratio = {figures['e2e_ratio']}** (target >= 0.6); **{figures['e2e_events_per_s']:,} events/s** "
-        f"(target >= 15,000). Worker peak RSS {figures['worker_rss_mb_with_1m_users']:,} MB with 1,000,000 "
+        f"(target >= 15,000). Outcomes: {', '.join(f'{k} {v:,.0f}' for k, v in sorted(outcomes.items()))}. "
+        f"Worker peak RSS {figures['worker_rss_mb_with_1m_users']:,} MB with 1,000,000 "
         "users' state in Redis (the worker holds no per-user state itself).",
         "",
         "The naive baseline is the same worker with `CHURNSTREAM_BATCH_SIZE=1`: one Redis round trip, one "

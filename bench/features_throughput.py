@@ -49,7 +49,10 @@ def make_topics(settings: Settings, prefix: str) -> tuple[str, str, str]:
 
 def produce(settings: Settings, topics: tuple[str, str, str], users: int, days: int, seed: int) -> int:
     """Generated events (no faults), mapped onto the bench topics; returns the record count."""
-    events = generator.simulate(generator.make_users(users, days, seed, prefix=f"b{seed}"), days, seed)
+    # users unique to these topics: a user's state remembers offsets per (topic index, partition), so users
+    # reused from an earlier run on other topics would look like replays
+    prefix = topics[0].split(".")[0]
+    events = generator.simulate(generator.make_users(users, days, seed, prefix=f"{prefix}-u"), days, seed)
     records = generator.arrivals(events, seed)
     mapping = dict(zip(("page_views", "cart_events", "purchases"), topics, strict=True))
     return produce_records(settings, [generator.Record(mapping[r.topic], r.key, r.value) for r in records])
