@@ -12,7 +12,6 @@ from faust.types import TP
 
 from churnstream.settings import Settings
 from streams.aligner import EventTimeAligner
-from streams.faust_tuning import APP_SETTINGS, use_uvloop
 from streams.records import RawRecord
 from streams.retry import until_done
 
@@ -55,7 +54,6 @@ def build_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         # on shutdown, do not wait for held (unacked) records: they are redelivered, and effects are idempotent
         stream_wait_empty=False,
-        **APP_SETTINGS,
     )
     inputs = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
@@ -206,7 +204,6 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     logging.basicConfig(level=loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    use_uvloop()
     app = build_app(settings)
     gc.collect()
     gc.freeze()  # imported libraries live as long as the process: keep them out of full GC passes
