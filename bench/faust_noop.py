@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 
 import faust
@@ -26,6 +27,7 @@ def main() -> None:
         group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=os.path.join(tempfile.gettempdir(), "churnstream-faust-noop", "{appid}"),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
