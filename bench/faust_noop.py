@@ -27,7 +27,7 @@ def main() -> None:
         group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
-        datadir=os.path.join(tempfile.gettempdir(), "churnstream-faust-noop", "{appid}"),
+        datadir=os.path.join(tempfile.gettempdir(), "churnstream-faust-noop", "{conf.name}"),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

@@ -45,7 +45,7 @@ def build_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
-        datadir=str(settings.dir("faust") / "{appid}"),  # faust's default is `<appid>-data` in the cwd
+        datadir=str(settings.dir("faust") / "{conf.name}"),  # faust's default is `<appid>-data` in the cwd
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,
