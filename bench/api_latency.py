@@ -13,8 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -72,15 +70,9 @@ def run(settings: Settings, console: Console, rate: int = 1000, seconds: int = 3
             deadline = time.monotonic() + 600
             while group_lag(settings) > 0 and time.monotonic() < deadline:
                 time.sleep(1)
-            while True:
-                try:
-                    urllib.request.urlopen(base + "/healthz", timeout=1)
-                    break
-                except (urllib.error.URLError, OSError):
-                    if not proc.running() or time.monotonic() > deadline:
-                        log = settings.home / "logs" / "bench-api.log"
-                        raise SystemExit(f"the API did not start; see {log}") from None
-                    time.sleep(0.5)
+            proc.wait_http(
+                base + "/healthz", max(1.0, deadline - time.monotonic()), settings.home / "logs" / "bench-api.log"
+            )
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             scored = sorted({e["user_id"] for e in events})
             f.write("\n".join(scored))

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,18 @@ class ManagedProcess:
             time.sleep(0.01)
         self.pidfile.write_text(f"{proc.pid} {started}")
         return proc.pid
+
+    def wait_http(self, url: str, timeout: float, log: Path) -> None:
+        """Block until ``url`` answers 2xx; raise (naming ``log``) if the process exits or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                return
+            except OSError:  # URLError is an OSError: refused, reset, or not listening yet
+                if not self.running() or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not answer {url}; see {log}") from None
+                time.sleep(0.3)
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the recorded process, SIGKILL after ``timeout``; True if something was stopped."""

@@ -13,12 +13,9 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 
@@ -28,6 +25,7 @@ from infra import kafka_broker, redis_server, stack
 from infra.processes import ManagedProcess
 from streams import generator
 from streams.produce import producer
+from streams.scrape import Scrape, quantile
 
 DAY_MS = 86_400_000
 
@@ -71,33 +69,6 @@ def create_key(settings: Settings) -> str:
             await client.aclose()
 
     return asyncio.run(create())
-
-
-def scrape(url: str) -> dict[str, object]:
-    """Events applied, consumer lag and the event-to-score histogram from the Prometheus endpoint."""
-    text = urllib.request.urlopen(url, timeout=2).read().decode()
-    out: dict[str, object] = {"applied": 0.0, "lag": 0.0, "buckets": {}}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "churnstream_events_total" and s.labels.get("outcome") == "applied":
-                out["applied"] = float(out["applied"]) + s.value  # type: ignore[arg-type]
-            elif s.name == "churnstream_consumer_lag":
-                out["lag"] = s.value
-            elif s.name == "churnstream_event_to_score_seconds_bucket":
-                out["buckets"][float(s.labels["le"])] = s.value  # type: ignore[index]
-    return out
-
-
-def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
-    """The q-quantile (upper bucket bound, in seconds) of the observations made between two scrapes."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    if not counts or counts[-1] <= 0:
-        return None
-    for bound, n in zip(bounds, counts, strict=True):
-        if n >= q * counts[-1]:
-            return bound
-    return None
 
 
 def live_events(users: int, seed: int) -> Iterator[generator.Record]:
@@ -159,16 +130,10 @@ def run_demo(
         )
         base = f"http://{settings.api_host}:{settings.api_port}"
         with console.status("starting the worker and the API (`churnstream run`)"):
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(base + "/healthz", timeout=1)
-                    break
-                except (urllib.error.URLError, OSError):
-                    if not proc.running() or time.monotonic() > deadline:
-                        log = settings.home / "logs" / "run.log"
-                        raise SystemExit(f"worker and API did not start; see {log}") from None
-                    time.sleep(0.3)
+            try:
+                proc.wait_http(base + "/healthz", 120, settings.home / "logs" / "run.log")
+            except RuntimeError as exc:
+                raise SystemExit(str(exc)) from None
         stream(settings, console, proc, base, key, users, rate, duration)
     except KeyboardInterrupt:
         console.print("\nstopping")
@@ -199,7 +164,7 @@ def stream(
     candidates: list[str] = []  # the first users produced: one of them is shown in the curl commands
     shown_curl = False
     r = redis.Redis.from_url(settings.redis_url)
-    before = scrape(base + "/metrics")
+    before = Scrape.read(base + "/metrics")
     before_t = time.monotonic()
     line = "starting"
     with Live(console=console, refresh_per_second=4, transient=False) as live:
@@ -220,13 +185,15 @@ def stream(
                 sent += 1
             p.poll(0)
             if time.monotonic() - before_t >= 1.0:
-                now = scrape(base + "/metrics")
+                now = Scrape.read(base + "/metrics")
                 elapsed = time.monotonic() - before_t
-                eps = (float(now["applied"]) - float(before["applied"])) / elapsed  # type: ignore[arg-type]
-                p99 = quantile(before["buckets"], now["buckets"], 0.99)  # type: ignore[arg-type]
+                applied = now.total("churnstream_events_total", outcome="applied")
+                eps = (applied - before.total("churnstream_events_total", outcome="applied")) / elapsed
+                latency = "churnstream_event_to_score_seconds"
+                p99 = quantile(now.buckets(latency), before.buckets(latency), 0.99)
                 p99_text = f"<= {p99 * 1000:,.0f} ms" if p99 is not None else "-"
                 line = (
-                    f"[bold]{eps:,.0f} events/s[/] scored | consumer lag {float(now['lag']):,.0f}"  # type: ignore[arg-type]
+                    f"[bold]{eps:,.0f} events/s[/] scored | consumer lag {now.total('churnstream_consumer_lag'):,.0f}"
                     f" | p99 event-to-score {p99_text} | produced {sent:,} at {rate:,.0f}/s"
                     f" | {time.monotonic() - started:,.0f}s (Ctrl-C stops)"
                 )

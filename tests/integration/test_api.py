@@ -70,16 +70,7 @@ def api(stack: StackHandle) -> Iterator[Api]:
     port = free_port()
     with stack.worker("api", command="run", CHURNSTREAM_API_PORT=str(port), CHURNSTREAM_API_KEY_CACHE_S="0") as proc:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, stack.worker_log("api")
-            assert proc.running(), stack.worker_log("api")
-            time.sleep(0.3)
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", 60, stack.settings.home / "logs" / "api.log")
         handle = Api(client, keys, sorted({e["user_id"] for e in events}), events, stack, proc)
         for i in range(0, len(events), 500):  # events arrive over HTTP, through Kafka, into the worker
             r = handle.post("/v1/events", "write", json=events[i : i + 500])
