@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.request
 import uuid
 from typing import Any
 
 import orjson
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from bench import features_throughput as ft
@@ -27,19 +25,10 @@ from infra.processes import free_port
 from streams import generator
 from streams.demo import ensure_models
 from streams.produce import producer
+from streams.scrape import Scrape, quantile
 
 COMMAND = "churnstream bench e2e --users {users} --days {days}"
 LOADS = (1000, 5000, 10000)
-
-
-def histogram(port: int, name: str) -> dict[float, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        float(s.labels["le"]): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == f"{name}_bucket"
-    }
 
 
 def clear_users(settings: Settings, user_prefix: str) -> int:
@@ -58,33 +47,13 @@ def clear_users(settings: Settings, user_prefix: str) -> int:
     return n
 
 
-def outcome_counts(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "churnstream_events_total":
-                out[s.labels["outcome"]] = out.get(s.labels["outcome"], 0.0) + s.value
-    return out
-
-
-def diff(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
-    return {b: n - before.get(b, 0.0) for b, n in after.items()}
-
-
-def quantile(buckets: dict[float, float], q: float) -> float:
-    """Upper bound (ms) of the bucket holding the q-quantile."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    for b in bounds:
-        if buckets[b] >= q * total:
-            return b * 1000
-    return float("inf")
-
-
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def seed_users(settings: Settings, n: int) -> None:
@@ -120,8 +89,7 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
         p.flush(30)
         ft.measure([port], warm, [proc], "warm-up")
         time.sleep(2)
-        score_before = histogram(port, "churnstream_event_to_score_seconds")
-        ch_before = histogram(port, "churnstream_event_to_clickhouse_seconds")
+        before = Scrape.read(f"http://127.0.0.1:{port}/metrics")
         records = records[warm:]
         n, started = 0, time.monotonic()
         with console.status(f"offering {rate:,} events/s for {seconds}s"):
@@ -140,15 +108,20 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
             p.flush(30)
             achieved = n / (time.monotonic() - started)
             drained = ft.measure([port], warm + n, [proc], "drain")
-        score = diff(histogram(port, "churnstream_event_to_score_seconds"), score_before)
-        ch = diff(histogram(port, "churnstream_event_to_clickhouse_seconds"), ch_before)
+        after = Scrape.read(f"http://127.0.0.1:{port}/metrics")
+
+        def ms(metric: str, q: float) -> float | None:
+            name = f"churnstream_event_to_{metric}_seconds"
+            bound = quantile(after.buckets(name), before.buckets(name), q)
+            return None if bound is None else bound * 1000
+
         return {
             "offered": rate,
             "achieved_produce": round(achieved),
             "events": n,
             "drain_seconds_after_produce": round(drained.seconds, 1),
-            **{f"score_p{q}_ms": quantile(score, q / 100) for q in (50, 95, 99)},
-            **{f"clickhouse_p{q}_ms": quantile(ch, q / 100) for q in (50, 95, 99)},
+            **{f"score_p{q}_ms": ms("score", q / 100) for q in (50, 95, 99)},
+            **{f"clickhouse_p{q}_ms": ms("clickhouse", q / 100) for q in (50, 95, 99)},
         }
     finally:
         ft.stop([proc])
@@ -205,7 +178,7 @@ def run(
     try:
         with console.status("end to end, all models on"):
             results["e2e"] = ft.measure([port], n, [proc], "churnstream end to end (all models)")
-            outcomes = outcome_counts(port)
+            outcomes = Scrape.read(f"http://127.0.0.1:{port}/metrics").by_label("churnstream_events_total", "outcome")
     finally:
         sampler_stop.set()
         ft.stop([proc])
@@ -269,8 +242,8 @@ def run(
     ]
     lat_rows = [
         f"| {r['offered']:,}/s | {r['achieved_produce']:,}/s | {r['events']:,} | {r['drain_seconds_after_produce']} s "
-        f"| {r['score_p50_ms']:g} / {r['score_p95_ms']:g} / **{r['score_p99_ms']:g}** ms "
-        f"| {r['clickhouse_p50_ms']:g} / {r['clickhouse_p95_ms']:g} / **{r['clickhouse_p99_ms']:g}** ms |"
+        f"| {_ms(r['score_p50_ms'])} / {_ms(r['score_p95_ms'])} / **{_ms(r['score_p99_ms'])}** ms "
+        f"| {_ms(r['clickhouse_p50_ms'])} / {_ms(r['clickhouse_p95_ms'])} / **{_ms(r['clickhouse_p99_ms'])}** ms |"
         for r in latency
     ]
     md = [

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from churnstream.settings import Settings
 from streams import generator
 from streams.produce import produce_records
+from streams.scrape import Scrape
 
 
 @dataclass
@@ -111,11 +111,11 @@ def faust_noop(settings: Settings, topics: tuple[str, ...], expected: int) -> Re
 
 
 def _processed(port: int) -> float:
+    """Records the worker has handled so far (every outcome), or 0 while its endpoint is not up."""
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        return Scrape.read(f"http://127.0.0.1:{port}/metrics", timeout=2).total("churnstream_events_total")
     except OSError:
         return 0.0
-    return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith("churnstream_events_total{"))
 
 
 def worker_env(settings: Settings, topics: tuple[str, str, str], group: str, port: int) -> dict[str, str]:
