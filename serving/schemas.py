@@ -11,12 +11,17 @@ ModelChoice = Literal["logreg", "svm", "random_forest", "xgboost", "online"]
 Risk = Literal["low", "medium", "high"]
 
 
-class Score(BaseModel):
+class ModelScore(BaseModel):
+    """One model's score and its risk band."""
+
     model_kind: Literal["pretrained", "online"]
     model: str
     version: str
     score: float
     risk: Risk
+
+
+class Score(ModelScore):
     as_of_ms: int = Field(description="Event time (epoch ms) of the user's event that produced this score")
     as_of: str = Field(description="The same instant in ISO-8601 UTC")
 
@@ -41,13 +46,8 @@ class ScoreRequest(BaseModel):
     as_of_ms: int | None = Field(None, description="With user_id: features as of this time (>= the last event)")
 
 
-class ScoreResult(BaseModel):
+class ScoreResult(ModelScore):
     task: Task
-    model_kind: Literal["pretrained", "online"]
-    model: str
-    version: str
-    score: float
-    risk: Risk
     took_ms: float = Field(description="Time to compute the score (the model call)")
     cost: float = Field(description="Cost units of this call, from CHURNSTREAM_API_PRICES")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from prometheus_client import Histogram
 
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
@@ -115,6 +116,14 @@ class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)
 
 
+def observe_since(histogram: Histogram, produced_ms: Sequence[int | None]) -> None:
+    """Observe, for each record, the seconds from its broker timestamp (produce time) to now."""
+    now_ms = time.time() * 1000
+    for ts in produced_ms:
+        if ts is not None:
+            histogram.observe(max(0.0, now_ms - ts) / 1000)
+
+
 class FeatureProcessor:
     """Applies micro-batches of raw records from the three input topics."""
 
@@ -178,18 +187,12 @@ class FeatureProcessor:
         if self.predictions is not None:
             await self.predictions.flush()
             if scored is not None and scored.cache:
-                now_ms = time.time() * 1000
-                for ts in produced_ms:
-                    if ts is not None:
-                        EVENT_TO_CLICKHOUSE_SECONDS.observe(max(0.0, now_ms - ts) / 1000)
+                observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
         await self._retry(
             self.store.write_many, {u: encode_state(states[u]) for u in changed}, scored.cache if scored else None
         )
         if scored is not None and scored.cache:
-            now_ms = time.time() * 1000
-            for ts in produced_ms:
-                if ts is not None:
-                    EVENT_TO_SCORE_SECONDS.observe(max(0.0, now_ms - ts) / 1000)
+            observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)
         learner = self.scorer.learner if self.scorer else None
         if learner is not None and scored is not None:
             try:  # best effort: a label lost to an outage only means one fewer training example
