@@ -18,8 +18,8 @@ def main() -> None:
     bootstrap, group, expected, *topics = sys.argv[1:]
     n_expected = int(expected)
     tuning: dict = {}
-    if os.environ.get("CHURNSTREAM_BENCH_FAUST_TUNED") == "1":  # the worker's settings (streams/faust_tuning.py)
-        from streams.faust_tuning import APP_SETTINGS, use_uvloop
+    if os.environ.get("CHURNSTREAM_BENCH_FAUST_TUNED") == "1":  # bench/faust_tuning.py (not used by the worker)
+        from bench.faust_tuning import APP_SETTINGS, use_uvloop
 
         use_uvloop()
         tuning = APP_SETTINGS

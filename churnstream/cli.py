@@ -416,7 +416,7 @@ def bench_features(
 
 @bench_app.command("train")
 def bench_train(
-    users: int = typer.Option(10_000, help="simulated users (10,000 x 365 days is about 1M events)"),
+    users: int = typer.Option(5_000, help="simulated users (5,000 x 365 days is about 1.1M events)"),
     days: int = typer.Option(365, help="days of history"),
 ) -> None:
     """Wall time to train all models for both tasks on about 1M generated events."""
