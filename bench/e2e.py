@@ -6,6 +6,8 @@ worker's memory with a million users' state in Redis."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +31,7 @@ from streams.scrape import Scrape, quantile
 
 COMMAND = "churnstream bench e2e --users {users} --days {days}"
 LOADS = (1000, 5000, 10000)
+STAGES = ("throughput", "two", "latency")
 
 
 def clear_users(settings: Settings, user_prefix: str) -> int:
@@ -127,6 +130,117 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
         ft.stop([proc])
 
 
+def clickhouse_for(settings: Settings, name: str) -> str:
+    """A ClickHouse DSN a second worker can use beside the first: the same server, or its own chDB path.
+
+    chDB allows one process per data path, so with embedded ClickHouse each worker gets a path of its own (with
+    the schema applied); with a ClickHouse server they share it, as in production.
+    """
+    if not settings.embedded_clickhouse:
+        return settings.clickhouse_dsn
+    dsn = f"chdb://{settings.dir('bench') / name / 'clickhouse'}"
+    env = {**os.environ, "CHURNSTREAM_HOME": str(settings.home), "CHURNSTREAM_KAFKA_PORT": str(settings.kafka_port)}
+    subprocess.run(
+        [sys.executable, "-m", "churnstream.cli", "init"],
+        env=env | {"CHURNSTREAM_CLICKHOUSE_DSN": dsn},
+        check=True,
+        capture_output=True,
+    )
+    return dsn
+
+
+def two_workers(settings: Settings, console: Console, users: int, days: int, seed: int) -> dict[str, Any]:
+    """One worker, then two workers in one group, over the same 4 partitions of the same topics, same run."""
+    prefix = f"two-{uuid.uuid4().hex[:6]}"
+    topics = ft.make_topics(settings, prefix)
+    with console.status(f"producing {users:,} users x {days} days of events to {prefix}.*"):
+        n = ft.produce(settings, topics, users, days, seed)
+    dsns = [clickhouse_for(settings, f"{prefix}-{i}") for i in range(2)]
+    results = {}
+    for workers in (1, 2):
+        ports = [free_port() for _ in range(workers)]
+        clear_users(settings, f"{prefix}-u")
+        procs = [
+            ft.spawn_worker(
+                ft.worker_env(settings, topics, f"{prefix}-g{workers}", port) | {"CHURNSTREAM_CLICKHOUSE_DSN": dsns[i]},
+                f"bench-two-{workers}-{i}.log",
+            )
+            for i, port in enumerate(ports)
+        ]
+        try:
+            with console.status(f"{workers} worker(s), one group, {settings.partitions} partitions"):
+                results[workers] = ft.measure(ports, n, procs, f"{workers} worker(s)")
+        finally:
+            ft.stop(procs)
+        console.print(f"{workers} worker(s): {results[workers].events_per_s:,.0f} events/s")
+    figures = {
+        "two_workers_events_per_s": round(results[2].events_per_s),
+        "two_workers_scaling": round(results[2].events_per_s / results[1].events_per_s, 2),
+    }
+    update_json(figures)
+    clickhouse = (
+        "each worker on its own embedded chDB path (chDB allows one process per data path)"
+        if settings.embedded_clickhouse
+        else "both on the same ClickHouse server"
+    )
+    md = [
+        "## Two workers in one consumer group",
+        "",
+        f"Command: `{COMMAND.format(users=users, days=days)} --stages two`: {n:,} generated records over "
+        f"{settings.partitions} partitions of each input topic; first one worker, then two workers in one group "
+        f"({clickhouse}), same topics, same run, all models on.",
+        "",
+        "| workers | events/s | vs one worker |",
+        "|---:|---:|---:|",
+        f"| 1 | {results[1].events_per_s:,.0f} | 1.00x |",
+        f"| 2 | {results[2].events_per_s:,.0f} | {figures['two_workers_scaling']:.2f}x |",
+        "",
+        "This machine has 2 cores, shared by the broker, Redis, ClickHouse and the workers, so a second worker "
+        "mostly competes for the same CPU; on separate machines throughput grows with workers up to the "
+        "partition count (see [scaling.md](scaling.md)).",
+    ]
+    update_section("two", "\n".join(md))
+    return figures
+
+
+def latency(settings: Settings, console: Console, load_seconds: int) -> dict[str, Any]:
+    rows = [offered_load(settings, console, rate, load_seconds) for rate in LOADS]
+    for row in rows:
+        console.print(row)
+    at5k = next(r for r in rows if r["offered"] == 5000)
+    figures = {
+        "p99_event_to_score_ms_at_5k": at5k["score_p99_ms"],
+        "p99_event_to_clickhouse_ms_at_5k": at5k["clickhouse_p99_ms"],
+        **{f"p99_event_to_score_ms_at_{r['offered'] // 1000}k": r["score_p99_ms"] for r in rows},
+    }
+    update_json(figures)
+    lat_rows = [
+        f"| {r['offered']:,}/s | {r['achieved_produce']:,}/s | {r['events']:,} | {r['drain_seconds_after_produce']} s "
+        f"| {_ms(r['score_p50_ms'])} / {_ms(r['score_p95_ms'])} / **{_ms(r['score_p99_ms'])}** ms "
+        f"| {_ms(r['clickhouse_p50_ms'])} / {_ms(r['clickhouse_p95_ms'])} / **{_ms(r['clickhouse_p99_ms'])}** ms |"
+        for r in rows
+    ]
+    md = [
+        "## Event-to-score latency at fixed offered loads",
+        "",
+        f"Command: `churnstream bench e2e --stages latency --load-seconds {load_seconds}`: one worker with all "
+        f"models on, fresh topics per load, {load_seconds} s of generated events produced at the offered rate "
+        "after a warm-up. Latency runs from each record's broker timestamp to its score being in Redis, and to "
+        "its prediction rows being inserted in ClickHouse, from the worker's Prometheus histograms (bucket upper "
+        "bounds: 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s, ...). When the offered load exceeds what one "
+        "worker sustains, the backlog grows and so does the latency: the drain column says how long the worker "
+        "needed after the producer stopped.",
+        "",
+        "| offered | produced | events | drain after | to Redis p50 / p95 / p99 | to ClickHouse p50 / p95 / p99 |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *lat_rows,
+        "",
+        "Targets: p99 <= 50 ms to Redis and <= 1 s to ClickHouse at 5,000 events/s.",
+    ]
+    update_section("latency", "\n".join(md))
+    return figures
+
+
 def run(
     settings: Settings,
     console: Console,
@@ -135,11 +249,26 @@ def run(
     seed: int = 1,
     redis_users: int = 1_000_000,
     load_seconds: int = 30,
+    stages: tuple[str, ...] = STAGES,
 ) -> dict[str, Any]:
+    """The stages in order: ``throughput`` (with the naive baseline and memory), ``two`` and ``latency``."""
     with console.status("stack up"):
         stack.up(settings)
     settings.dir("logs")
     ensure_models(settings, console, users=1000)
+    figures: dict[str, Any] = {}
+    if "throughput" in stages:
+        figures |= throughput(settings, console, users, days, seed, redis_users)
+    if "two" in stages:
+        figures |= two_workers(settings, console, max(1000, users // 5), days, seed)
+    if "latency" in stages:
+        figures |= latency(settings, console, load_seconds)
+    return figures
+
+
+def throughput(
+    settings: Settings, console: Console, users: int, days: int, seed: int, redis_users: int
+) -> dict[str, Any]:
     prefix = f"e2e-{uuid.uuid4().hex[:6]}"
     topics = ft.make_topics(settings, prefix)
     with console.status(f"producing {users:,} users x {days} days of events to {prefix}.*"):
@@ -197,29 +326,7 @@ def run(
         ft.stop([proc])
     console.print(f"naive: {results['naive'].events_per_s:,.0f} events/s")
 
-    if settings.embedded_clickhouse:
-        # chDB allows one process per data path: a second worker would retry forever, and the group would stall
-        console.print("two workers: skipped (embedded chDB; set CHURNSTREAM_CLICKHOUSE_DSN to a ClickHouse server)")
-    else:
-        ports = [free_port(), free_port()]
-        clear_users(settings, f"{prefix}-u")
-        procs = [
-            ft.spawn_worker(ft.worker_env(settings, topics, f"{prefix}-two", p), f"bench-two-{i}.log")
-            for i, p in enumerate(ports)
-        ]
-        try:
-            with console.status("two workers, one group, 4 partitions"):
-                results["two"] = ft.measure(ports, n, procs, "two workers (one group)")
-        finally:
-            ft.stop(procs)
-        console.print(f"two workers: {results['two'].events_per_s:,.0f} events/s")
-
-    latency = [offered_load(settings, console, rate, load_seconds) for rate in LOADS]
-    for row in latency:
-        console.print(row)
-
     e2e, noop = results["e2e"], results["noop"]
-    at5k = next(r for r in latency if r["offered"] == 5000)
     figures = {
         "e2e_events_per_s": round(e2e.events_per_s),
         "faust_noop_events_per_s": round(noop.events_per_s),
@@ -228,23 +335,14 @@ def run(
         "e2e_ratio": round(e2e.events_per_s / noop.events_per_s, 3),
         "e2e_vs_bare_ratio": round(e2e.events_per_s / results["bare"].events_per_s, 4),
         "naive_events_per_s": round(results["naive"].events_per_s),
-        **({"two_workers_events_per_s": round(results["two"].events_per_s)} if "two" in results else {}),
-        "p99_event_to_score_ms_at_5k": at5k["score_p99_ms"],
-        "p99_event_to_clickhouse_ms_at_5k": at5k["clickhouse_p99_ms"],
         "worker_rss_mb_with_1m_users": round(max(rss or [0])),
     }
     update_json(figures)
     command = COMMAND.format(users=users, days=days)
     rows = [
         f"| {r.name} | {r.events_per_s:,.0f} | {r.events_per_s / noop.events_per_s:.2f}x | {r.events:,} |"
-        for r in (results.get(k) for k in ("bare", "noop", "noop_tuned", "e2e", "two", "naive"))
+        for r in (results.get(k) for k in ("bare", "noop", "noop_tuned", "e2e", "naive"))
         if r is not None
-    ]
-    lat_rows = [
-        f"| {r['offered']:,}/s | {r['achieved_produce']:,}/s | {r['events']:,} | {r['drain_seconds_after_produce']} s "
-        f"| {_ms(r['score_p50_ms'])} / {_ms(r['score_p95_ms'])} / **{_ms(r['score_p99_ms'])}** ms "
-        f"| {_ms(r['clickhouse_p50_ms'])} / {_ms(r['clickhouse_p95_ms'])} / **{_ms(r['clickhouse_p99_ms'])}** ms |"
-        for r in latency
     ]
     md = [
         "## End to end (one worker, all models on)",
@@ -265,29 +363,7 @@ def run(
         "users' state in Redis (the worker holds no per-user state itself).",
         "",
         "The naive baseline is the same worker with `CHURNSTREAM_BATCH_SIZE=1`: one Redis round trip, one "
-        "model call per task and model and one ClickHouse insert per event. "
-        + (
-            "Two workers share one consumer group over the same 4 partitions on this 2-core machine, where the "
-            "broker, Redis and the load generator compete with them for the same cores."
-            if "two" in results
-            else "Two workers were not measured: with embedded chDB only one process may open the data path, "
-            "so they need a ClickHouse server (`CHURNSTREAM_CLICKHOUSE_DSN`)."
-        ),
-        "",
-        "## Event-to-score latency at fixed offered loads",
-        "",
-        "Same command; one worker with all models on, fresh topics per load, 30 s of generated events "
-        "produced at the offered rate. Latency runs from each record's broker timestamp to its score being in "
-        "Redis, and to its prediction rows being inserted in ClickHouse, from the worker's Prometheus histograms "
-        "(bucket upper bounds: 5, 10, 25, 50, 100, 250, 500 ms, 1 s, ...). When the offered load exceeds what "
-        "one worker sustains, the backlog grows and so does the latency: the drain column says how long the "
-        "worker needed after the producer stopped.",
-        "",
-        "| offered | produced | events | drain after | to Redis p50 / p95 / p99 | to ClickHouse p50 / p95 / p99 |",
-        "|---:|---:|---:|---:|---:|---:|",
-        *lat_rows,
-        "",
-        "Targets: p99 <= 50 ms to Redis and <= 1 s to ClickHouse at 5,000 events/s.",
+        "model call per task and model and one ClickHouse insert per event.",
     ]
     update_section("e2e", "\n".join(md))
     return figures

@@ -431,12 +431,24 @@ def bench_e2e(
     days: int = typer.Option(90, help="days of history"),
     redis_users: int = typer.Option(1_000_000, help="other users' state seeded in Redis for the memory figure"),
     load_seconds: int = typer.Option(30, help="seconds of traffic at each offered load"),
+    stages: str = typer.Option("throughput,two,latency", help="comma-separated stages to run"),
 ) -> None:
-    """End-to-end throughput (all models) vs. Faust no-op and bare consumer; naive baseline; two workers;
-    latency at 1k/5k/10k events/s; worker memory with 1M users in Redis."""
-    from bench.e2e import run
+    """End-to-end throughput (all models) vs. Faust no-op and bare consumer, naive baseline and worker memory
+    with 1M users in Redis (throughput); one vs. two workers (two); latency at 1k/5k/10k events/s (latency)."""
+    from bench.e2e import STAGES, run
 
-    run(get_settings(), console, users=users, days=days, redis_users=redis_users, load_seconds=load_seconds)
+    chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    if unknown := set(chosen) - set(STAGES):
+        raise typer.BadParameter(f"unknown stages {sorted(unknown)}; choose from {', '.join(STAGES)}")
+    run(
+        get_settings(),
+        console,
+        users=users,
+        days=days,
+        redis_users=redis_users,
+        load_seconds=load_seconds,
+        stages=chosen,
+    )
 
 
 @bench_app.command("api")

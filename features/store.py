@@ -1,7 +1,20 @@
-"""Where per-user state lives: a small interface, with Redis for production and a dict for unit tests."""
+"""Where per-user state lives: a small interface, with Redis for production and a dict for unit tests.
+
+Writes are compare-and-set: each user's state is written only if it still is the one the batch read. During a
+rebalance the old and the new owner of a partition may briefly process the same user; the loser of that race
+gets the user back as a conflict and redoes its batch from the fresh state (its records are then replays).
+
+>>> import asyncio
+>>> store = MemoryStateStore()
+>>> asyncio.run(store.write_many({"u1": b"v1"}, previous={"u1": None}))
+set()
+>>> asyncio.run(store.write_many({"u1": b"v2"}, previous={"u1": None}))  # u1 changed since it was read
+{'u1'}
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -9,18 +22,26 @@ import redis.asyncio as aioredis
 
 from features.state import score_key, state_key
 
+Scores = Mapping[str, Mapping[str, bytes]]
+
 
 class StateStore(Protocol):
     """Reads and writes users' encoded states in one round trip per batch."""
 
     async def read_many(self, user_ids: Sequence[str]) -> list[bytes | None]: ...
 
-    async def write_many(self, states: Mapping[str, bytes], scores: Scores | None = None) -> None:
-        """Write states (and, if given, each user's latest scores by ``<task>:<kind>``) in one round trip."""
+    async def write_many(
+        self,
+        states: Mapping[str, bytes],
+        scores: Scores | None = None,
+        previous: Mapping[str, bytes | None] | None = None,
+    ) -> set[str]:
+        """Write states (and, if given, each user's latest scores by ``<task>:<kind>``) in one round trip.
+
+        With ``previous`` (each user's state as read, None if absent), a user is written only if the stored
+        state is still that one. Returns the users not written because it changed (empty when all were).
+        """
         ...
-
-
-Scores = Mapping[str, Mapping[str, bytes]]
 
 
 class MemoryStateStore:
@@ -31,17 +52,51 @@ class MemoryStateStore:
     async def read_many(self, user_ids: Sequence[str]) -> list[bytes | None]:
         return [self.data.get(u) for u in user_ids]
 
-    async def write_many(self, states: Mapping[str, bytes], scores: Scores | None = None) -> None:
-        self.data.update(states)
+    async def write_many(
+        self,
+        states: Mapping[str, bytes],
+        scores: Scores | None = None,
+        previous: Mapping[str, bytes | None] | None = None,
+    ) -> set[str]:
+        conflicts = {u for u in states if previous is not None and u in previous and self.data.get(u) != previous[u]}
+        self.data.update({u: b for u, b in states.items() if u not in conflicts})
         for u, fields in (scores or {}).items():
-            self.scores.setdefault(u, {}).update(fields)
+            if u not in conflicts:
+                self.scores.setdefault(u, {}).update(fields)
+        return conflicts
+
+
+# KEYS: state key, score key (same hash slot: both tagged with the user id)
+# ARGV: sha1 of the state as read ('' if absent, '*' to skip the check), the new state, then score field/values
+_CAS = """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] ~= '*' then
+  if ARGV[1] == '' then
+    if cur then return 0 end
+  elseif not cur or redis.sha1hex(cur) ~= ARGV[1] then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+if #ARGV > 2 then redis.call('HSET', KEYS[2], unpack(ARGV, 3)) end
+return 1
+"""
+
+
+def _digest(blob: bytes | None) -> str:
+    return "" if blob is None else hashlib.sha1(blob, usedforsecurity=False).hexdigest()
 
 
 class RedisStateStore:
-    """One key per user (``cs:u:{user_id}``), pipelined: works unchanged on Redis Cluster."""
+    """One key per user (``cs:u:{user_id}``), pipelined: works unchanged on Redis Cluster.
+
+    Each user is written by one small Lua script (compare, set the state, set the latest scores), so the
+    compare-and-set touches only that user's keys, which share a hash slot.
+    """
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
+        self._cas = client.register_script(_CAS)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
@@ -55,15 +110,26 @@ class RedisStateStore:
                 pipe.get(state_key(u))
             return list(await pipe.execute())
 
-    async def write_many(self, states: Mapping[str, bytes], scores: Scores | None = None) -> None:
+    async def write_many(
+        self,
+        states: Mapping[str, bytes],
+        scores: Scores | None = None,
+        previous: Mapping[str, bytes | None] | None = None,
+    ) -> set[str]:
         if not states and not scores:
-            return
+            return set()
+        scores = scores or {}
+        users = list(states)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for u, blob in states.items():
-                pipe.set(state_key(u), blob)
-            for u, fields in (scores or {}).items():
-                pipe.hset(score_key(u), mapping=dict(fields))  # type: ignore[arg-type]
-            await pipe.execute()
+            for u in users:
+                expected = _digest(previous[u]) if previous is not None and u in previous else "*"
+                fields = [x for kv in scores.get(u, {}).items() for x in kv]
+                await self._cas(keys=[state_key(u), score_key(u)], args=[expected, states[u], *fields], client=pipe)
+            for u, fields_of in scores.items():  # scores of users whose state did not change
+                if u not in states:
+                    pipe.hset(score_key(u), mapping=dict(fields_of))  # type: ignore[arg-type]
+            written = await pipe.execute()
+        return {u for u, ok in zip(users, written, strict=False) if not ok}
 
     async def close(self) -> None:
         await self.redis.aclose()

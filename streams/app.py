@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> faust.App:
     """
     from features.store import RedisStateStore
     from models.champions import Champions
-    from streams.dlq import KafkaDeadLetters
+    from streams.dlq import KafkaDeadLetters, RedisLedger, kafka_scan
     from streams.online import METRIC_COLUMNS, OnlineLearner
     from streams.processor import BRONZE_COLUMNS, FeatureProcessor
     from streams.scoring import PREDICTION_COLUMNS, Scorer
@@ -90,7 +90,9 @@ def build_app(settings: Settings) -> faust.App:
                 settings.input_topics,
                 store,
                 ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS),
-                KafkaDeadLetters(send_dlq),
+                KafkaDeadLetters(
+                    send_dlq, RedisLedger(store.redis), kafka_scan(settings.kafka_bootstrap, settings.topic_dlq)
+                ),
                 scorer=Scorer(champions, predictions, learner),
                 predictions=predictions,
             )
@@ -135,7 +137,7 @@ def build_app(settings: Settings) -> faust.App:
             async def run_batch() -> None:
                 await (await processor()).process(records)
 
-            await until_done(run_batch, log=log, level=logging.ERROR, multiplier=0.2, max_wait_s=10)
+            await until_done(run_batch, log=log, level=logging.ERROR, multiplier=0.2, max_wait_s=5, redo_conflicts=True)
             for event in ready:
                 await stream.ack(event)
 
@@ -146,7 +148,7 @@ def build_app(settings: Settings) -> faust.App:
             aligner.add((e.message.tp, e.message.offset, int((e.message.timestamp or 0) * 1000), e) for e in events)
             await process_ready(stream)
 
-    @app.timer(interval=0.25)
+    @app.timer(interval=min(0.25, settings.batch_within_s))
     async def release_held() -> None:
         """Release held records when no new batch arrives (a partition went quiet or was caught up)."""
         if "stream" in state and aligner.size:
@@ -191,6 +193,8 @@ def build_app(settings: Settings) -> faust.App:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         dropped = aligner.drop(revoked)
         paused.difference_update(revoked)
+        if "processor" in state:
+            state["processor"].dlq.forget((tp.topic, tp.partition) for tp in revoked)
         if dropped:
             log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
 

@@ -1,20 +1,43 @@
-"""The dead-letter sink: the original bytes and key, with the source coordinates and reason in headers."""
+"""The dead-letter sink: the original bytes and key, with the source coordinates and reason in headers.
+
+Each malformed record reaches ``events.dlq`` exactly once, across retries, crashes, rebalances and replays:
+
+- per source partition, a *ledger* in Redis remembers the offset up to which every dead letter was delivered
+  (written after each batch's effects) and when;
+- in-process, the sink remembers the source offsets it delivered above that mark, so a batch redone after a
+  failed sink does not send them again;
+- after a restart or a rebalance, the first dead letter above the mark triggers one *scan* of the DLQ topic
+  from the mark's time on, which finds what a crashed predecessor delivered but did not record.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams.metrics import DLQ
 from streams.records import RawRecord
 
 Headers = list[tuple[str, bytes]]
+Source = tuple[str, int]  # (topic, partition) of the malformed record
+SCAN_SLACK_MS = 30_000  # clock skew between workers that may have written the DLQ
 
 
 class DeadLetterSink(Protocol):
     def add(self, record: RawRecord, reason: str, detail: str) -> None: ...
 
     async def flush(self) -> int: ...
+
+    async def commit(self, upto: Mapping[Source, int]) -> None:
+        """Every record of each source partition up to the given offset has been processed."""
+        ...
+
+    def forget(self, sources: Iterable[Source]) -> None:
+        """These partitions were revoked: another worker may now write their dead letters."""
+        ...
 
 
 def dlq_headers(record: RawRecord, reason: str, detail: str) -> Headers:
@@ -44,30 +67,176 @@ class ListDeadLetters:
         self._buffer.clear()
         return n
 
+    async def commit(self, upto: Mapping[Source, int]) -> None:
+        return None
 
+    def forget(self, sources: Iterable[Source]) -> None:
+        return None
+
+
+class Ledger(Protocol):
+    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
+        """(offset, unix ms) of each source partition's mark, for those that have one."""
+        ...
+
+    async def save(self, marks: Mapping[Source, int]) -> None: ...
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.marks: dict[Source, tuple[int, int]] = {}
+
+    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
+        return {s: self.marks[s] for s in sources if s in self.marks}
+
+    async def save(self, marks: Mapping[Source, int]) -> None:
+        now = int(time.time() * 1000)
+        self.marks.update({s: (max(o, self.marks.get(s, (-1, 0))[0]), now) for s, o in marks.items()})
+
+
+class RedisLedger:
+    """One hash per source topic (``cs:dlq:{topic}``, field = partition, value = ``offset:unix_ms``)."""
+
+    def __init__(self, client: Any) -> None:
+        self.redis = client
+
+    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
+        sources = list(sources)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topic, partition in sources:
+                pipe.hget(f"cs:dlq:{{{topic}}}", str(partition))
+            values = await pipe.execute()
+        out = {}
+        for source, value in zip(sources, values, strict=True):
+            if value is not None:
+                offset, at_ms = value.split(b":")
+                out[source] = (int(offset), int(at_ms))
+        return out
+
+    async def save(self, marks: Mapping[Source, int]) -> None:
+        now = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (topic, partition), offset in marks.items():
+                pipe.hset(f"cs:dlq:{{{topic}}}", str(partition), f"{offset}:{now}")
+            await pipe.execute()
+
+
+Scan = Callable[[int, set[Source]], Awaitable[dict[Source, set[int]]]]
 Send = Callable[[bytes | None, bytes, Headers], Awaitable[Awaitable[Any]]]
 
 
-class KafkaDeadLetters:
-    """Sends through an async ``send(key, value, headers)`` returning a delivery future; flush awaits delivery."""
+@dataclass
+class _Known:
+    mark: int  # every dead letter of offsets <= mark was delivered
+    sent: set[int] = field(default_factory=set)  # delivered offsets above the mark
+    saved_at: float = 0.0
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+
+class KafkaDeadLetters:
+    """Sends through an async ``send(key, value, headers)`` returning a delivery future; flush awaits delivery.
+
+    With a ``ledger`` and a ``scan`` (see the module docstring) no dead letter is sent twice.
+    """
+
+    def __init__(self, send: Send, ledger: Ledger | None = None, scan: Scan | None = None) -> None:
+        self._send, self._ledger, self._scan = send, ledger, scan
         self._buffer: list[tuple[RawRecord, str, str]] = []
+        self._known: dict[Source, _Known] = {}
+        self._touched: set[Source] = set()
 
     def add(self, record: RawRecord, reason: str, detail: str) -> None:
         self._buffer.append((record, reason, detail))
 
+    async def _learn(self, sources: set[Source]) -> None:
+        """What was delivered for source partitions this process has not written to since it got them."""
+        marks = await self._ledger.load(sources) if self._ledger else {}
+        above = {s for s in sources if any(r.offset > marks.get(s, (-1, 0))[0] for r, _, _ in self._buffer)}
+        found: dict[Source, set[int]] = {}
+        if above and self._scan is not None:
+            since = min(marks.get(s, (-1, 0))[1] for s in above)
+            found = await self._scan(max(0, since - SCAN_SLACK_MS), above)
+        for s in sources:
+            self._known[s] = _Known(marks.get(s, (-1, 0))[0], found.get(s, set()))
+
     async def flush(self) -> int:
         if not self._buffer:
             return 0
-        pending = [
-            await self._send(r.key, r.value, dlq_headers(r, reason, detail)) for r, reason, detail in self._buffer
-        ]
+        sources = {(r.topic, r.partition) for r, _, _ in self._buffer}
+        self._touched |= sources
+        if unknown := sources - self._known.keys():
+            await self._learn(unknown)
+        todo = []
+        for entry in self._buffer:
+            known = self._known[(entry[0].topic, entry[0].partition)]
+            if entry[0].offset > known.mark and entry[0].offset not in known.sent:
+                todo.append(entry)
+        pending = [await self._send(r.key, r.value, dlq_headers(r, reason, detail)) for r, reason, detail in todo]
         for fut in pending:
             await fut
-        for _, reason, _ in self._buffer:
+        for r, reason, _ in todo:
+            self._known[(r.topic, r.partition)].sent.add(r.offset)
             DLQ.labels(reason).inc()
-        n = len(self._buffer)
         self._buffer.clear()
-        return n
+        return len(todo)
+
+    async def commit(self, upto: Mapping[Source, int]) -> None:
+        """Move the marks of the partitions this batch dead-lettered (or whose mark is a minute old)."""
+        now = time.monotonic()
+        due = {
+            s: o
+            for s, o in upto.items()
+            if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60)
+        }
+        if self._ledger is not None and due:
+            await self._ledger.save(due)
+        for s, offset in due.items():
+            known = self._known[s]
+            known.mark = max(known.mark, offset)
+            known.sent = {o for o in known.sent if o > known.mark}
+            known.saved_at = now
+        self._touched.clear()
+
+    def forget(self, sources: Iterable[Source]) -> None:
+        for s in sources:
+            self._known.pop((s[0], s[1]), None)
+
+
+def scan_dead_letters(bootstrap: str, topic: str, since_ms: int, sources: set[Source]) -> dict[Source, set[int]]:
+    """Source offsets of the dead letters in ``topic`` written since ``since_ms`` for the given sources."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "churnstream-dlq-scan", "enable.auto.commit": False}
+    )
+    found: dict[Source, set[int]] = {s: set() for s in sources}
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        wanted = [TopicPartition(topic, p, since_ms) for p in md.topics[topic].partitions]
+        starts = [tp for tp in consumer.offsets_for_times(wanted, timeout=10) if tp.offset >= 0]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in starts}
+        todo = {tp.partition for tp in starts if tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in todo])
+        deadline = time.monotonic() + 120
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"scanning {topic} did not reach its end offsets")
+            for m in consumer.consume(10_000, timeout=5):
+                if m.error() is not None:
+                    continue
+                h: dict[str, Any] = dict(m.headers() or [])
+                source = (h.get("source_topic", b"").decode(), int(h.get("source_partition", b"-1")))
+                if source in found:
+                    found[source].add(int(h["source_offset"]))
+                partition, offset = int(m.partition() or 0), int(m.offset() or 0)
+                if offset + 1 >= ends[partition]:
+                    todo.discard(partition)
+    finally:
+        consumer.close()
+    return found
+
+
+def kafka_scan(bootstrap: str, topic: str) -> Scan:
+    async def scan(since_ms: int, sources: set[Source]) -> dict[Source, set[int]]:
+        return await asyncio.to_thread(scan_dead_letters, bootstrap, topic, since_ms, sources)
+
+    return scan

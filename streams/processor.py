@@ -33,7 +33,7 @@ from streams.metrics import (
     EVENTS,
 )
 from streams.records import RawRecord
-from streams.retry import until_done
+from streams.retry import Conflict, until_done
 from streams.scoring import Scorer
 from streams.sinks import Sink
 
@@ -158,8 +158,9 @@ class FeatureProcessor:
                 valid.append((rec, decoded))
 
         user_ids = list(dict.fromkeys(ev.user_id for _, ev in valid))
-        blobs = await self._retry(self.store.read_many, user_ids)
-        states = {u: decode_state(b) for u, b in zip(user_ids, blobs, strict=True)}
+        blobs = await self._retry("redis", self.store.read_many, user_ids)
+        blobs_by_user = dict(zip(user_ids, blobs, strict=True))
+        states = {u: decode_state(b) for u, b in blobs_by_user.items()}
         changed: set[str] = set()
         partitions: dict[str, int] = {}
         produced_ms: list[int | None] = []  # broker timestamps of the applied records
@@ -182,15 +183,25 @@ class FeatureProcessor:
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
         scored = self.scorer.score(result.applied, states, partitions) if self.scorer else None
-        await self._retry(self.dlq.flush)
+        await self._retry("kafka", self.dlq.flush)
         await self.bronze.flush()
         if self.predictions is not None:
             await self.predictions.flush()
             if scored is not None and scored.cache:
                 observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
-        await self._retry(
-            self.store.write_many, {u: encode_state(states[u]) for u in changed}, scored.cache if scored else None
+        conflicts = await self._retry(
+            "redis",
+            self.store.write_many,
+            {u: encode_state(states[u]) for u in changed},
+            scored.cache if scored else None,
+            {u: blobs_by_user[u] for u in changed},
         )
+        if conflicts:  # another worker wrote these users since we read them (a rebalance): redo the batch
+            raise Conflict(f"{len(conflicts)} users' state changed since it was read, e.g. {sorted(conflicts)[:3]}")
+        upto: dict[tuple[str, int], int] = {}
+        for rec in records:
+            upto[(rec.topic, rec.partition)] = max(rec.offset, upto.get((rec.topic, rec.partition), -1))
+        await self._retry("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:
             observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)
         learner = self.scorer.learner if self.scorer else None
@@ -206,5 +217,5 @@ class FeatureProcessor:
         return result
 
     @staticmethod
-    async def _retry(fn: Any, *args: Any) -> Any:
-        return await until_done(fn, *args, log=log)
+    async def _retry(dependency: str, fn: Any, *args: Any) -> Any:
+        return await until_done(fn, *args, log=log, dependency=dependency)

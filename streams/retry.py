@@ -7,9 +7,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, before_sleep_log, retry_if_not_exception_type, wait_exponential
+
+from streams import health
 
 T = TypeVar("T")
+
+
+class Conflict(Exception):
+    """A write lost a race (another worker wrote first): not retried in place; the caller redoes its work."""
 
 
 async def until_done(
@@ -19,11 +25,32 @@ async def until_done(
     level: int = logging.WARNING,
     multiplier: float = 0.1,
     max_wait_s: float = 5.0,
+    dependency: str | None = None,
+    redo_conflicts: bool = False,
 ) -> T:
-    """``await fn(*args)`` until it succeeds, backing off from ``multiplier`` seconds up to ``max_wait_s``."""
+    """``await fn(*args)`` until it succeeds, backing off from ``multiplier`` seconds up to ``max_wait_s``.
+
+    ``dependency`` names what ``fn`` writes to: each failure and the recovery are reported to
+    :mod:`streams.health`. A :class:`Conflict` is raised at once for the caller to redo its work, unless
+    ``redo_conflicts`` (the caller that redoes the whole batch).
+    """
+    log_sleep = before_sleep_log(log, level)
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if dependency is not None and error is not None:
+            health.failed(dependency, error)
+        log_sleep(state)
+
     async for attempt in AsyncRetrying(
-        wait=wait_exponential(multiplier=multiplier, max=max_wait_s), before_sleep=before_sleep_log(log, level)
+        wait=wait_exponential(multiplier=multiplier, max=max_wait_s),
+        retry=retry_if_not_exception_type(() if redo_conflicts else Conflict),
+        before_sleep=before_sleep,
+        reraise=True,
     ):
         with attempt:
-            return await fn(*args)
-    raise AssertionError("unreachable: retries never stop")
+            result = await fn(*args)
+    # the loop ends only after a success (a Conflict is re-raised)
+    if dependency is not None:
+        health.recovered(dependency)
+    return result

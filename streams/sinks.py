@@ -63,7 +63,7 @@ class ClickHouseSink:
             return 0
         rows, self._buffer = self._buffer, []
         loop = asyncio.get_running_loop()
-        await until_done(loop.run_in_executor, self._thread, self._insert, rows, log=log)
+        await until_done(loop.run_in_executor, self._thread, self._insert, rows, log=log, dependency="clickhouse")
         return len(rows)
 
     def close(self) -> None:

@@ -1,0 +1,100 @@
+"""Dead letters are sent once: across a redone batch, a restart after a crash, a rebalance and a replay."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from streams.dlq import KafkaDeadLetters, MemoryLedger, Source
+from streams.records import RawRecord
+
+
+class Topic:
+    """A DLQ topic: what was delivered, and a scan over it as a restarted worker would read it."""
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[str, int, int]] = []
+        self.scans = 0
+
+    async def send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        h = dict(headers)
+        self.delivered.append((h["source_topic"].decode(), int(h["source_partition"]), int(h["source_offset"])))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def scan(self, since_ms: int, sources: set[Source]) -> dict[Source, set[int]]:
+        self.scans += 1
+        return {s: {o for t, p, o in self.delivered if (t, p) == s} for s in sources}
+
+
+def rec(offset: int, partition: int = 0) -> RawRecord:
+    return RawRecord("page_views", partition, offset, None, b"u1", b"{bad")
+
+
+def batch(sink: KafkaDeadLetters, offsets: list[int]) -> None:
+    for o in offsets:
+        sink.add(rec(o), "bad_json", "not JSON")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_batch_redone_after_a_failed_sink_sends_nothing_twice() -> None:
+    topic, ledger = Topic(), MemoryLedger()
+    sink = KafkaDeadLetters(topic.send, ledger, topic.scan)
+
+    async def go() -> None:
+        batch(sink, [3, 7])
+        await sink.flush()
+        # a later sink failed: the whole batch is processed again before any commit
+        batch(sink, [3, 7])
+        await sink.flush()
+        await sink.commit({("page_views", 0): 9})
+
+    run(go())
+    assert topic.delivered == [("page_views", 0, 3), ("page_views", 0, 7)]
+
+
+def test_a_restart_after_a_crash_between_delivery_and_commit_sends_nothing_twice() -> None:
+    topic, ledger = Topic(), MemoryLedger()
+
+    async def go() -> None:
+        first = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(first, [1])
+        await first.flush()
+        await first.commit({("page_views", 0): 2})
+        batch(first, [5, 6])
+        await first.flush()  # delivered, then the worker is killed before its commit
+        restarted = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(restarted, [5, 6, 8])  # the uncommitted records are delivered again, plus a new one
+        await restarted.flush()
+        await restarted.commit({("page_views", 0): 9})
+        replay = KafkaDeadLetters(topic.send, ledger, topic.scan)  # consumer group reset to the earliest offset
+        batch(replay, [1, 5, 6, 8])
+        await replay.flush()
+
+    run(go())
+    assert sorted(o for _, _, o in topic.delivered) == [1, 5, 6, 8]
+    assert topic.scans == 2  # the first flush (no mark yet) and the restart; the replay was all below the mark
+
+
+def test_a_revoked_partition_is_learned_again_when_it_comes_back() -> None:
+    topic, ledger = Topic(), MemoryLedger()
+
+    async def go() -> None:
+        a = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        b = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(a, [1])
+        await a.flush()
+        await a.commit({("page_views", 0): 1})
+        a.forget([("page_views", 0)])  # rebalance: b owns the partition now
+        batch(b, [1, 4])
+        await b.flush()  # b delivers 4 but is revoked before it commits
+        b.forget([("page_views", 0)])
+        batch(a, [4, 5])
+        await a.flush()
+
+    run(go())
+    assert sorted(o for _, _, o in topic.delivered) == [1, 4, 5]
