@@ -5,6 +5,7 @@ worker's memory with a million users' state in Redis."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def rss_mb(pid: int) -> float:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+    return "> 60,000" if value is None else f"{value:,g}"
 
 
 def seed_users(settings: Settings, n: int) -> None:
@@ -114,9 +115,10 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
         after = Scrape.read(f"http://127.0.0.1:{port}/metrics")
 
         def ms(metric: str, q: float) -> float | None:
+            """The histogram bucket bound of quantile ``q``; None beyond the last finite bucket (over 60 s)."""
             name = f"churnstream_event_to_{metric}_seconds"
             bound = quantile(after.buckets(name), before.buckets(name), q)
-            return None if bound is None else bound * 1000
+            return None if bound is None or math.isinf(bound) else bound * 1000
 
         return {
             "offered": rate,

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # Worker
     batch_size: int = Field(1000, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="Max seconds to wait to fill a micro-batch")
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="Kafka group session timeout: how soon the partitions of a worker that died move to the others",
+    )
 
     align_max_buffered: int = Field(
         200_000, ge=1, description="Last-resort cap on records held to restore arrival order across topics"

@@ -98,6 +98,18 @@ class ManagedProcess:
         self.pidfile.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL the recorded process at once, as a crash would end it; True if something was killed."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while self.pid() is not None:
+            _reap(pid)
+            time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

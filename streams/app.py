@@ -53,6 +53,8 @@ def build_app(settings: Settings) -> faust.App:
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
         # on shutdown, do not wait for held (unacked) records: they are redelivered, and effects are idempotent
         stream_wait_empty=False,
     )
@@ -91,7 +93,10 @@ def build_app(settings: Settings) -> faust.App:
                 store,
                 ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS),
                 KafkaDeadLetters(
-                    send_dlq, RedisLedger(store.redis), kafka_scan(settings.kafka_bootstrap, settings.topic_dlq)
+                    send_dlq,
+                    RedisLedger(store.redis),
+                    kafka_scan(settings.kafka_bootstrap, settings.topic_dlq),
+                    owned=lambda source: TP(*source) in app.consumer.assignment(),
                 ),
                 scorer=Scorer(champions, predictions, learner),
                 predictions=predictions,

@@ -135,11 +135,19 @@ class _Known:
 class KafkaDeadLetters:
     """Sends through an async ``send(key, value, headers)`` returning a delivery future; flush awaits delivery.
 
-    With a ``ledger`` and a ``scan`` (see the module docstring) no dead letter is sent twice.
+    With a ``ledger`` and a ``scan`` (see the module docstring) no dead letter is sent twice. Records of
+    partitions this worker no longer ``owned`` (revoked while their batch ran) are left to the new owner,
+    which processes them again anyway.
     """
 
-    def __init__(self, send: Send, ledger: Ledger | None = None, scan: Scan | None = None) -> None:
-        self._send, self._ledger, self._scan = send, ledger, scan
+    def __init__(
+        self,
+        send: Send,
+        ledger: Ledger | None = None,
+        scan: Scan | None = None,
+        owned: Callable[[Source], bool] = lambda _source: True,
+    ) -> None:
+        self._send, self._ledger, self._scan, self._owned = send, ledger, scan, owned
         self._buffer: list[tuple[RawRecord, str, str]] = []
         self._known: dict[Source, _Known] = {}
         self._touched: set[Source] = set()
@@ -167,8 +175,9 @@ class KafkaDeadLetters:
             await self._learn(unknown)
         todo = []
         for entry in self._buffer:
-            known = self._known[(entry[0].topic, entry[0].partition)]
-            if entry[0].offset > known.mark and entry[0].offset not in known.sent:
+            source = (entry[0].topic, entry[0].partition)
+            known = self._known[source]
+            if entry[0].offset > known.mark and entry[0].offset not in known.sent and self._owned(source):
                 todo.append(entry)
         pending = [await self._send(r.key, r.value, dlq_headers(r, reason, detail)) for r, reason, detail in todo]
         for fut in pending:

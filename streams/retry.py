@@ -7,7 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, before_sleep_log, retry_if_not_exception_type, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    before_sleep_log,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential,
+)
 
 from streams import health
 
@@ -44,7 +51,8 @@ async def until_done(
 
     async for attempt in AsyncRetrying(
         wait=wait_exponential(multiplier=multiplier, max=max_wait_s),
-        retry=retry_if_not_exception_type(() if redo_conflicts else Conflict),
+        # Exceptions only: a CancelledError (shutdown) must end the loop
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(() if redo_conflicts else Conflict),
         before_sleep=before_sleep,
         reraise=True,
     ):

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams import health
+
 router = APIRouter(tags=["ops"])
 
 
@@ -20,7 +22,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
 async def readyz(request: Request) -> Any:
-    """Kafka, Redis and ClickHouse are reachable; 503 names the ones that are not."""
+    """Kafka, Redis and ClickHouse are reachable and the worker's writes to them succeed; 503 names the ones that
+    are not (`unreachable`, or `writes failing (<error type>)` while the worker in this process retries)."""
     services = request.app.state.services
 
     async def redis() -> bool:
@@ -41,7 +44,11 @@ async def readyz(request: Request) -> Any:
     )
     checks = {"kafka": kafka_ok, "redis": redis_ok, "clickhouse": ch_ok}
     body = {name: "ok" if ok else "unreachable" for name, ok in checks.items()}
-    return JSONResponse({"ready": all(checks.values()), **body}, status_code=200 if all(checks.values()) else 503)
+    # in `churnstream run`, the worker's writes too: ClickHouse may answer SELECT 1 and still refuse inserts
+    for name, error in health.failing().items():
+        body[name] = f"writes failing ({error})"
+    ready = all(v == "ok" for v in body.values())
+    return JSONResponse({"ready": ready, **body}, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=Response)

@@ -1,0 +1,229 @@
+"""Faults on the real stack: crashes, outages of Redis, ClickHouse and Kafka, a rebalance and a slow sink.
+
+Every test streams generated events with faults (1% malformed, 1% duplicates, 5% out of order) while the fault
+happens, and ends with the exact end-state checks of :mod:`tests.integration.endstate`: features equal the
+offline recomputation, one prediction per (event, task, model kind), each dead letter once.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra import clickhouse_db, kafka_broker, redis_server
+from infra.processes import ManagedProcess, free_port
+from models.registry import Registry
+from streams.lag import group_lag
+from streams.scrape import Scrape
+from tests.conftest import StackHandle
+from tests.integration.endstate import (
+    Workload,
+    assert_exact_end_state,
+    processed,
+    processed_at,
+    readyz,
+    wait_progress,
+)
+from tests.integration.test_scoring import promote_new
+
+pytestmark = pytest.mark.slow
+OUTAGE_S = 30
+RECOVERY_S = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def champion(stack: StackHandle) -> None:
+    """Both tasks score with a champion and the online model, so every event gets four prediction rows."""
+    promote_new(Registry(stack.settings.dir("models")), "logreg", 7)
+
+
+def run_with_api(stack: StackHandle, name: str) -> tuple[ManagedProcess, int]:
+    """``churnstream run`` (worker and API in one process, as embedded mode runs) and its API port."""
+    port = free_port()
+    proc = stack.spawn_worker(name, command="run", CHURNSTREAM_API_PORT=str(port))
+    proc.wait_http(f"http://127.0.0.1:{port}/healthz", 120, stack.settings.dir("logs") / f"{name}.log")
+    return proc, port
+
+
+def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
+    """/readyz bodies polled once a second for ``seconds``."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status, body = readyz(port)
+        seen.append({"status": status, **body})
+        time.sleep(1)
+    return seen
+
+
+def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
+    wl = Workload.generate("crash", users=3800, days=90, seed=21)
+    assert wl.events >= 200_000
+    rng = random.Random(5)
+    wl.stream(stack.settings, rate=4000)
+    proc = stack.spawn_worker("crash")
+    try:
+        for _ in range(5):
+            wait_progress(stack)  # started and processing: then kill it at a random moment
+            time.sleep(rng.uniform(0.5, 8))
+            assert proc.kill()
+            proc = stack.spawn_worker("crash")
+        wl.join()
+        stack.wait_consumed(timeout=900, worker=proc)
+    finally:
+        proc.stop()
+    assert_exact_end_state(stack, wl)
+
+
+def test_redis_down_for_30s(stack: StackHandle) -> None:
+    wl = Workload.generate("redis", users=1500, days=60, seed=22)
+    proc, port = run_with_api(stack, "redis-outage")
+    try:
+        wl.stream(stack.settings, rate=1000)
+        wait_progress(stack)
+        redis_server.process(stack.settings).stop()
+        during = watch_readyz(port, OUTAGE_S)
+        redis_server.start(stack.settings)
+        redis_server.wait_ready(stack.settings)
+        recovered_in = wait_progress(stack, timeout=60, since=processed(stack))
+        wl.join()
+        stack.wait_consumed(timeout=600, worker=proc)
+        assert readyz(port)[0] == 200
+    finally:
+        proc.stop()
+    assert all(r["status"] == 503 and r["redis"] != "ok" for r in during[2:]), during
+    assert recovered_in <= RECOVERY_S, recovered_in
+    assert_exact_end_state(stack, wl)
+
+
+def table_dirs(stack: StackHandle) -> list[Path]:
+    """Data directories of the tables the worker inserts into (read while no worker holds the chDB path)."""
+    client = clickhouse_db.connect(stack.settings.clickhouse_dsn)
+    try:
+        rows = client.query(
+            "SELECT data_paths FROM system.tables WHERE database = currentDatabase() "
+            "AND name IN ('events', 'predictions', 'latest_scores')"
+        ).result_rows
+    finally:
+        client.close()
+    root = Path(stack.settings.clickhouse_dsn.removeprefix("chdb://"))
+    dirs = [Path(p) if Path(p).is_absolute() else root / p for (paths,) in rows for p in paths]
+    assert len(dirs) == 3 and all(d.is_dir() for d in dirs), dirs
+    return dirs
+
+
+@pytest.fixture
+def read_only(stack: StackHandle) -> Iterator[list[Path]]:
+    """Table directories to freeze with ``chattr +i`` (as when a disk remounts read-only); always thawed."""
+    if not stack.settings.embedded_clickhouse:
+        pytest.skip("freezes embedded chDB's table directories")
+    dirs = table_dirs(stack)
+    try:
+        yield dirs
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, dirs)], check=False)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHandle, read_only: list[Path]) -> None:
+    wl = Workload.generate("chfail", users=3000, days=60, seed=23)
+    proc, port = run_with_api(stack, "clickhouse-outage")
+    pid = proc.pid()
+    assert pid is not None
+    try:
+        wl.stream(stack.settings, rate=5000)
+        wait_progress(stack)
+        subprocess.run(["chattr", "+i", *map(str, read_only)], check=True)
+        start_rss, start_lag = rss_mb(pid), group_lag(stack.settings)
+        rss: list[float] = []
+
+        def sample() -> None:
+            for _ in range(OUTAGE_S):
+                rss.append(rss_mb(pid))
+                time.sleep(1)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        during = watch_readyz(port, OUTAGE_S)
+        sampler.join()
+        end_lag = group_lag(stack.settings)
+        metrics = Scrape.read(f"http://127.0.0.1:{stack.metrics_port}/metrics")
+        subprocess.run(["chattr", "-i", *map(str, read_only)], check=True)
+        recovered_in = wait_progress(stack, timeout=60, since=processed(stack))
+        wl.join()
+        stack.wait_consumed(timeout=900, worker=proc)
+    finally:
+        proc.stop()
+    assert any(r["status"] == 503 and "writes failing" in str(r["clickhouse"]) for r in during), during
+    assert metrics.by_label("churnstream_dependency_up", "dependency")["clickhouse"] == 0
+    # backpressure: nothing was acknowledged while ClickHouse refused rows; the backlog stayed in Kafka
+    assert end_lag > start_lag + 50_000, (start_lag, end_lag)
+    growth = max(rss) - start_rss
+    print(f"RSS {start_rss:.0f} MB -> peak {max(rss):.0f} MB while the backlog grew by {end_lag - start_lag:,}")
+    assert growth < 150, growth
+    assert recovered_in <= RECOVERY_S, recovered_in
+    assert_exact_end_state(stack, wl)
+
+
+def test_kafka_broker_restart(stack: StackHandle) -> None:
+    wl = Workload.generate("kafka", users=1500, days=60, seed=24)
+    proc, port = run_with_api(stack, "kafka-restart")
+    try:
+        wl.stream(stack.settings, rate=1000)
+        wait_progress(stack)
+        kafka_broker.process(stack.settings).stop()
+        during = watch_readyz(port, 10)
+        kafka_broker.start(stack.settings)
+        kafka_broker.wait_ready(stack.settings)
+        recovered_in = wait_progress(stack, timeout=60, since=processed(stack))
+        wl.join()
+        stack.wait_consumed(timeout=600, worker=proc)
+    finally:
+        proc.stop()
+    assert any(r["status"] == 503 and r["kafka"] != "ok" for r in during), during
+    assert recovered_in <= RECOVERY_S, recovered_in
+    assert_exact_end_state(stack, wl)
+
+
+def test_a_second_worker_joins_and_leaves(stack: StackHandle) -> None:
+    wl = Workload.generate("rebal", users=2000, days=60, seed=25)
+    # embedded chDB allows one process per data path: the second worker writes to its own (with the schema)
+    second_dsn = stack.settings.clickhouse_dsn
+    if stack.settings.embedded_clickhouse:
+        second_dsn = f"chdb://{stack.settings.dir('clickhouse-second')}"
+        subprocess.run(
+            [sys.executable, "-m", "churnstream.cli", "init"],
+            env=stack.env | {"CHURNSTREAM_CLICKHOUSE_DSN": second_dsn},
+            check=True,
+            capture_output=True,
+        )
+    with stack.worker("rebalance-a") as first:
+        wl.stream(stack.settings, rate=1200)
+        wait_progress(stack)
+        second_port = free_port()
+        second = stack.spawn_worker(
+            "rebalance-b", CHURNSTREAM_METRICS_PORT=str(second_port), CHURNSTREAM_CLICKHOUSE_DSN=second_dsn
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while processed_at(second_port) <= 0:  # it joined, got partitions and processed some of them
+                assert second.running() and time.monotonic() < deadline, stack.worker_log("rebalance-b")
+                time.sleep(0.5)
+            time.sleep(10)
+        finally:
+            second.stop()  # leaves the group: its partitions move back to the first worker
+        wl.join()
+        stack.wait_consumed(timeout=600, worker=first)
+    others = (second_dsn,) if second_dsn != stack.settings.clickhouse_dsn else ()
+    assert_exact_end_state(stack, wl, clickhouse_dsns=others)
