@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export UV_PYTHON_DOWNLOADS := never
-APT_PACKAGES := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven
+APT_PACKAGES := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven chattr:e2fsprogs
 
 .PHONY: help setup system-deps python-deps kafka-jars demo test test-unit lint format typecheck check \
         stack-up stack-down stack-status clean

@@ -121,7 +121,8 @@ def worker() -> None:
     """Run the stream worker (Faust agents)."""
     from streams.app import run_worker
 
-    run_worker(get_settings())
+    settings = get_settings()
+    run_worker(settings, loglevel=settings.log_level)
 
 
 @app.command()

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="ClickHouse DSN: `chdb:///abs/path` (embedded, default `<home>/clickhouse`) or `http://host:8123`",
     )
 
+    log_level: str = Field(
+        "WARNING",
+        pattern="^(DEBUG|INFO|WARNING|ERROR)$",
+        description="Log level of the worker and the API; keys and event payloads are never logged at INFO",
+    )
+
     # Worker
     batch_size: int = Field(1000, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="Max seconds to wait to fill a micro-batch")

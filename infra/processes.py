@@ -22,8 +22,11 @@ def _start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # field 22 (starttime), after the parenthesised command name which may hold spaces
-    return stat.rsplit(")", 1)[1].split()[19]
+    # after the parenthesised command name (which may hold spaces): field 3 (state), field 22 (starttime)
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # exited, waiting to be reaped by a parent that may not be us: gone
+        return None
+    return fields[19]
 
 
 @dataclass(frozen=True)

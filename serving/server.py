@@ -23,7 +23,7 @@ def server(settings: Settings, access_log: bool = False) -> uvicorn.Server:
         loop="uvloop",
         http="httptools",
         access_log=access_log,
-        log_level="warning",
+        log_level=settings.log_level.lower(),
         limit_concurrency=2048,
         timeout_graceful_shutdown=5,
     )
@@ -32,6 +32,7 @@ def server(settings: Settings, access_log: bool = False) -> uvicorn.Server:
 
 def run_api(settings: Settings) -> None:
     """The API alone, until SIGINT/SIGTERM."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.embedded_clickhouse:
         logging.getLogger(__name__).warning(
             "embedded chDB allows one process per data path: with a worker running, use `churnstream run` "
@@ -60,7 +61,7 @@ def run_with_worker(settings: Settings) -> None:
     thread = threading.Thread(target=serve, name="api", daemon=True)  # uvicorn skips signals off the main thread
     thread.start()
     try:
-        run_worker(settings)
+        run_worker(settings, loglevel=settings.log_level)
     finally:
         api.should_exit = True
         thread.join(timeout=10)

@@ -156,7 +156,7 @@ def build_app(settings: Settings) -> faust.App:
     @app.timer(interval=min(0.25, settings.batch_within_s))
     async def release_held() -> None:
         """Release held records when no new batch arrives (a partition went quiet or was caught up)."""
-        if "stream" in state and aligner.size:
+        if "stream" in state and aligner.size and not lock.locked():  # a running batch releases them anyway
             await process_ready(state["stream"])
 
     @app.timer(interval=1.0)
@@ -178,7 +178,7 @@ def build_app(settings: Settings) -> faust.App:
     async def resolve_labels() -> None:
         """Resolve delayed labels whose horizon event time has passed; write live metrics; checkpoint."""
         learner = state.get("learner")
-        if learner is None:
+        if learner is None or lock.locked():  # a batch is running (or retrying): next tick
             return
         now = asyncio.get_running_loop().time()
         async with lock:

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    before_sleep_log,
     retry_if_exception_type,
     retry_if_not_exception_type,
     wait_exponential,
@@ -41,13 +40,23 @@ async def until_done(
     :mod:`streams.health`. A :class:`Conflict` is raised at once for the caller to redo its work, unless
     ``redo_conflicts`` (the caller that redoes the whole batch).
     """
-    log_sleep = before_sleep_log(log, level)
+    what = dependency or getattr(fn, "__qualname__", "effect")
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         if dependency is not None and error is not None:
             health.failed(dependency, error)
-        log_sleep(state)
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        message = str(error).splitlines()[0][:200] if error is not None and str(error) else ""
+        log.log(
+            level,
+            "%s failed (attempt %d, %s: %s); retrying in %.1f s",
+            what,
+            state.attempt_number,
+            type(error).__name__,
+            message,
+            wait,
+        )
 
     async for attempt in AsyncRetrying(
         wait=wait_exponential(multiplier=multiplier, max=max_wait_s),
