@@ -94,10 +94,7 @@ class ManagedProcess:
             _reap(pid)
             time.sleep(0.1)
         if self.pid() is not None:
-            os.kill(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                _reap(pid)
-                time.sleep(0.05)
+            self.kill()
         self.pidfile.unlink(missing_ok=True)
         return True
 

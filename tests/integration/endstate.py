@@ -112,8 +112,8 @@ def readyz(port: int) -> tuple[int, dict[str, Any]]:
         return err.code, json.loads(err.read())
 
 
-def read_dlq(settings: Settings, prefix: str) -> list[dict[str, str]]:
-    """Headers of every dead letter whose key starts with ``prefix``."""
+def read_dlq(settings: Settings, prefix: str) -> list[tuple[dict[str, str], bytes]]:
+    """(headers, value) of every dead letter whose key starts with ``prefix``."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -124,14 +124,14 @@ def read_dlq(settings: Settings, prefix: str) -> list[dict[str, str]]:
     )
     md = consumer.list_topics(timeout=10)
     consumer.assign([TopicPartition(settings.topic_dlq, p, 0) for p in md.topics[settings.topic_dlq].partitions])
-    dead: list[dict[str, str]] = []
+    dead: list[tuple[dict[str, str], bytes]] = []
     idle = 0
     while idle < 3:
         batch = consumer.consume(10_000, timeout=1.0)
         idle = 0 if batch else idle + 1
         for m in batch:
             if m.error() is None and (m.key() or b"").startswith(prefix.encode()):
-                dead.append({k: v.decode() for k, v in (m.headers() or [])})
+                dead.append(({k: v.decode() for k, v in (m.headers() or [])}, m.value() or b""))
     consumer.close()
     return dead
 
@@ -181,7 +181,7 @@ def assert_exact_end_state(stack: StackHandle, wl: Workload, clickhouse_dsns: tu
     assert bronze == event_ids
 
     # 3. the DLQ: each malformed record once, with its reason
-    dead = read_dlq(stack.settings, wl.prefix)
+    dead = [headers for headers, _ in read_dlq(stack.settings, wl.prefix)]
     coordinates = Counter((h["source_topic"], h["source_partition"], h["source_offset"]) for h in dead)
     twice = {c: n for c, n in coordinates.items() if n > 1}
     assert not twice, f"{len(twice)} dead letters more than once, e.g. {list(twice.items())[:3]}"

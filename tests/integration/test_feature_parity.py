@@ -20,6 +20,7 @@ from infra import clickhouse_db
 from streams.generator import MALFORMED_KINDS, TOPIC_OF, arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
+from tests.integration.endstate import read_dlq
 
 KIND_OF = {v: k for k, v in TOPIC_OF.items()}
 USERS, DAYS, SEED = 2300, 90, 11
@@ -107,36 +108,18 @@ def test_clickhouse_events_table_rebuilds_the_same_features(stack: StackHandle, 
 
 def test_every_malformed_kind_is_in_the_dlq_with_reason_offset_and_bytes(stack: StackHandle, streamed: dict) -> None:
     s = stack.settings
-    prefix = streamed["prefix"].encode()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": s.kafka_bootstrap,
-            "group.id": f"dlq-check-{time.time()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    md = consumer.list_topics(timeout=10)
-    consumer.assign([TopicPartition(s.topic_dlq, p, 0) for p in md.topics[s.topic_dlq].partitions])
-    dead = []
-    idle = 0
-    while idle < 3:
-        batch = consumer.consume(10_000, timeout=1.0)
-        idle = 0 if batch else idle + 1
-        dead += [m for m in batch if m.error() is None and (m.key() or b"").startswith(prefix)]
-    consumer.close()
+    dead = read_dlq(s, streamed["prefix"])
     expected = Counter(r.malformed for r in streamed["records"] if r.malformed)
-    headers = [dict((k, v.decode()) for k, v in (m.headers() or [])) for m in dead]
-    got = Counter(h["reason"] for h in headers)
+    got = Counter(h["reason"] for h, _ in dead)
     for kind in MALFORMED_KINDS:
         assert got[kind] >= expected[kind] > 0, (kind, got, expected)
     # the source coordinates point at the very record, whose bytes the DLQ carries unchanged
     source = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "dlq-source", "enable.auto.commit": False})
-    for m, h in list(zip(dead, headers, strict=True))[:: max(1, len(dead) // 40)]:
+    for h, value in dead[:: max(1, len(dead) // 40)]:
         assert h["source_topic"] in s.input_topics and h["detail"]
         source.assign([TopicPartition(h["source_topic"], int(h["source_partition"]), int(h["source_offset"]))])
         original = source.consume(1, timeout=10)[0]
-        assert original.value() == m.value()
+        assert original.value() == value
     source.close()
     # DLQ counts are exposed as metrics
     for kind in MALFORMED_KINDS:

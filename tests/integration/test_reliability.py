@@ -13,7 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,24 +84,42 @@ def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> N
     assert_exact_end_state(stack, wl)
 
 
-def test_redis_down_for_30s(stack: StackHandle) -> None:
-    wl = Workload.generate("redis", users=1500, days=60, seed=22)
-    proc, port = run_with_api(stack, "redis-outage")
+@dataclass
+class Outage:
+    readyz: list[dict[str, object]]  # polled once a second while the service was down
+    recovered_in: float  # seconds from the service answering again to the worker's next progress
+    readyz_after: int
+
+
+def outage(stack: StackHandle, wl: Workload, name: str, stop: Any, start: Any, seconds: int) -> Outage:
+    """Stream ``wl`` into ``churnstream run``; ``stop`` a service mid-stream for ``seconds`` (watching /readyz),
+    ``start`` it again, and wait until everything is consumed."""
+    proc, port = run_with_api(stack, name)
     try:
         wl.stream(stack.settings, rate=1000)
         wait_progress(stack)
-        redis_server.process(stack.settings).stop()
-        during = watch_readyz(port, OUTAGE_S)
-        redis_server.start(stack.settings)
-        redis_server.wait_ready(stack.settings)
+        stop()
+        during = watch_readyz(port, seconds)
+        start()
         recovered_in = wait_progress(stack, timeout=60, since=processed(stack))
         wl.join()
         stack.wait_consumed(timeout=600, worker=proc)
-        assert readyz(port)[0] == 200
+        after = readyz(port)[0]
     finally:
         proc.stop()
-    assert all(r["status"] == 503 and r["redis"] != "ok" for r in during[2:]), during
-    assert recovered_in <= RECOVERY_S, recovered_in
+    return Outage(during, recovered_in, after)
+
+
+def test_redis_down_for_30s(stack: StackHandle) -> None:
+    wl = Workload.generate("redis", users=1500, days=60, seed=22)
+
+    def start() -> None:
+        redis_server.start(stack.settings)
+        redis_server.wait_ready(stack.settings)
+
+    out = outage(stack, wl, "redis-outage", redis_server.process(stack.settings).stop, start, OUTAGE_S)
+    assert all(r["status"] == 503 and r["redis"] != "ok" for r in out.readyz[2:]), out.readyz
+    assert out.recovered_in <= RECOVERY_S and out.readyz_after == 200, out
     assert_exact_end_state(stack, wl)
 
 
@@ -182,21 +202,14 @@ def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHan
 
 def test_kafka_broker_restart(stack: StackHandle) -> None:
     wl = Workload.generate("kafka", users=1500, days=60, seed=24)
-    proc, port = run_with_api(stack, "kafka-restart")
-    try:
-        wl.stream(stack.settings, rate=1000)
-        wait_progress(stack)
-        kafka_broker.process(stack.settings).stop()
-        during = watch_readyz(port, 10)
+
+    def start() -> None:
         kafka_broker.start(stack.settings)
         kafka_broker.wait_ready(stack.settings)
-        recovered_in = wait_progress(stack, timeout=60, since=processed(stack))
-        wl.join()
-        stack.wait_consumed(timeout=600, worker=proc)
-    finally:
-        proc.stop()
-    assert any(r["status"] == 503 and r["kafka"] != "ok" for r in during), during
-    assert recovered_in <= RECOVERY_S, recovered_in
+
+    out = outage(stack, wl, "kafka-restart", kafka_broker.process(stack.settings).stop, start, 10)
+    assert any(r["status"] == 503 and r["kafka"] != "ok" for r in out.readyz), out.readyz
+    assert out.recovered_in <= RECOVERY_S and out.readyz_after == 200, out
     assert_exact_end_state(stack, wl)
 
 

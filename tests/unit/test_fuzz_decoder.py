@@ -8,11 +8,24 @@ import json
 import math
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.store import MemoryStateStore
-from streams.contracts import KINDS, MAX_TS_MS, MIN_TS_MS, REASONS, USER_ID_RE, Event, Rejection, decode
+from streams.contracts import (
+    KINDS,
+    MAX_TS_MS,
+    MIN_TS_MS,
+    REASONS,
+    USER_ID_RE,
+    CartEvent,
+    Event,
+    PageView,
+    Purchase,
+    Rejection,
+    decode,
+)
 from streams.dlq import ListDeadLetters
 from streams.processor import FeatureProcessor
 from streams.records import RawRecord
@@ -26,23 +39,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-FIELDS = [
-    "type",
-    "event_id",
-    "user_id",
-    "ts",
-    "session_id",
-    "page_type",
-    "product_id",
-    "category",
-    "action",
-    "quantity",
-    "price",
-    "order_id",
-    "amount",
-    "currency",
-    "items",
-]
+FIELDS = sorted({f.name for cls in (PageView, CartEvent, Purchase) for f in msgspec.structs.fields(cls)})
 # records shaped like events, with each field missing, of the wrong type, or plausible
 plausible = {
     "type": st.sampled_from(KINDS),
