@@ -139,6 +139,9 @@ class XGBoost(Pretrained):
 
         booster = xgboost.Booster()
         booster.load_model(path)
+        # one thread: a micro-batch is a few hundred rows, where thread start-up costs more than it saves
+        # (0.5-0.7 ms vs. 1.9-3.2 ms per 200 rows on 2 cores)
+        booster.set_param({"nthread": 1})
         return cls(booster, feature_names)
 
 

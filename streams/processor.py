@@ -14,16 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 from prometheus_client import Histogram
 
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
-from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejection, decode
+from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejection, decode, event_ts
 from streams.dlq import DeadLetterSink
 from streams.metrics import (
     BATCH_SECONDS,
@@ -62,48 +64,23 @@ BRONZE_COLUMNS = (
 _items_encoder = msgspec.json.Encoder()
 
 
-_BRONZE_DEFAULTS: dict[str, Any] = {
-    "page_type": "",
-    "product_id": "",
-    "category": "",
-    "action": "",
-    "quantity": 0,
-    "price": 0.0,
-    "order_id": "",
-    "amount": 0.0,
-    "currency": "",
-    "items": "",
-}
-
-
-def bronze_row(ev: Event, rec: RawRecord) -> tuple[Any, ...]:
+def bronze_row(ev: Event, rec: RawRecord, ts: dt.datetime | None = None) -> tuple[Any, ...]:
     """The ``events`` row of an applied event, in ``BRONZE_COLUMNS`` order; fields of other types stay empty."""
     raw = ev.raw
-    row = dict(_BRONZE_DEFAULTS)
-    row.update(
-        event_id=ev.event_id,
-        user_id=ev.user_id,
-        event_type=ev.kind,
-        ts=EPOCH + dt.timedelta(milliseconds=ev.ts_ms),
-        session_id=(raw.session_id if raw else None) or "",
-        topic=rec.topic,
-        partition=rec.partition,
-        offset=rec.offset,
-    )
+    ts = ts or EPOCH + dt.timedelta(milliseconds=ev.ts_ms)
+    session = (raw.session_id if raw else None) or ""
+    head = (ev.event_id, ev.user_id, ev.kind, ts, session)
+    tail = (rec.topic, rec.partition, rec.offset)
     if isinstance(raw, PageView):
-        row.update(page_type=raw.page_type, product_id=raw.product_id or "", category=raw.category or "")
+        body: tuple[Any, ...] = (raw.page_type, raw.product_id or "", raw.category or "", "", 0, 0.0, "", 0.0, "", "")
     elif isinstance(raw, CartEvent):
-        row.update(
-            product_id=raw.product_id, category=raw.category, action=raw.action, quantity=raw.quantity, price=raw.price
-        )
+        body = ("", raw.product_id, raw.category, raw.action, raw.quantity, raw.price, "", 0.0, "", "")
     elif isinstance(raw, Purchase):
-        row.update(
-            order_id=raw.order_id,
-            amount=raw.amount,
-            currency=raw.currency,
-            items=_items_encoder.encode(raw.items).decode(),
-        )
-    return tuple(row[c] for c in BRONZE_COLUMNS)
+        items = _items_encoder.encode(raw.items).decode()
+        body = ("", "", "", "", 0, 0.0, raw.order_id, raw.amount, raw.currency, items)
+    else:
+        body = ("", "", "", "", 0, 0.0, "", 0.0, "", "")
+    return head + body + tail
 
 
 @dataclass
@@ -117,11 +94,24 @@ class BatchResult:
 
 
 def observe_since(histogram: Histogram, produced_ms: Sequence[int | None]) -> None:
-    """Observe, for each record, the seconds from its broker timestamp (produce time) to now."""
-    now_ms = time.time() * 1000
-    for ts in produced_ms:
-        if ts is not None:
-            histogram.observe(max(0.0, now_ms - ts) / 1000)
+    """Observe, for each record, the seconds from its broker timestamp (produce time) to now.
+
+    One bucket increment per bucket rather than one ``observe`` per record (about 4 us each): the records of a
+    batch become visible at the same moment, so their latencies are bucketed together with numpy.
+    """
+    known = np.fromiter((ts for ts in produced_ms if ts is not None), dtype=np.float64)
+    if not len(known):
+        return
+    seconds = np.maximum(0.0, time.time() * 1000 - known) / 1000
+    bounds, buckets, total = (getattr(histogram, a, None) for a in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None:  # prometheus_client changed its internals
+        for x in seconds.tolist():
+            histogram.observe(x)
+        return
+    counts = np.bincount(np.searchsorted(bounds, seconds, side="left"), minlength=len(bounds))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(seconds.sum()))
 
 
 class FeatureProcessor:
@@ -146,6 +136,7 @@ class FeatureProcessor:
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         started = time.perf_counter()
         result = BatchResult()
+        counts: Counter[tuple[str, str]] = Counter()  # (topic, outcome): one metric update per pair and batch
         valid: list[tuple[RawRecord, Event]] = []
         for rec in records:
             kind = self.kind_of.get(rec.topic)
@@ -153,7 +144,7 @@ class FeatureProcessor:
             if isinstance(decoded, Rejection):
                 self.dlq.add(rec, decoded.reason, decoded.detail)
                 result.rejected[decoded.reason] = result.rejected.get(decoded.reason, 0) + 1
-                EVENTS.labels(rec.topic, "rejected").inc()
+                counts[(rec.topic, "rejected")] += 1
             else:
                 valid.append((rec, decoded))
 
@@ -169,13 +160,13 @@ class FeatureProcessor:
                 states[ev.user_id], ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset
             )
             result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
-            EVENTS.labels(rec.topic, outcome).inc()
+            counts[(rec.topic, outcome)] += 1
             if outcome == "replayed":
                 continue
             changed.add(ev.user_id)
             partitions[ev.user_id] = rec.partition
             if outcome == "applied":
-                self.bronze.add(bronze_row(ev, rec))
+                self.bronze.add(bronze_row(ev, rec, event_ts(ev)))
                 result.applied.append(ev)
                 produced_ms.append(rec.timestamp_ms)
             elif outcome == "too_late":
@@ -210,6 +201,8 @@ class FeatureProcessor:
                 await learner.on_batch(result.applied, scored.rows, scored.scores)
             except Exception:
                 log.exception("online learning skipped for this batch")
+        for (topic, what), n in counts.items():
+            EVENTS.labels(topic, what).inc(n)
         result.users = len(changed)
         result.states = {u: states[u] for u in changed}
         BATCH_SIZE.observe(len(records))

@@ -14,7 +14,7 @@ from features.compute import FEATURE_NAMES, features
 from features.state import UserState
 from models.champions import Champions
 from models.tasks import TASKS
-from streams.contracts import EPOCH, Event
+from streams.contracts import Event, event_ts
 from streams.metrics import SCORING_SECONDS
 from streams.sinks import Sink
 
@@ -62,6 +62,7 @@ class Scorer:
         users = list(dict.fromkeys(ev.user_id for ev in applied))
         X = np.array([[f[n] for n in FEATURE_NAMES] for f in (features(states[u], states[u].last_ms) for u in users)])
         scored_at = dt.datetime.now(dt.UTC)
+        heads = [(ev.event_id, ev.user_id, event_ts(ev), scored_at) for ev in applied]
         cache: dict[str, dict[str, bytes]] = {u: {} for u in users}
         for task in TASKS:
             models: list[tuple[str, str, str, list[float]]] = []  # (kind, name, version, scores)
@@ -76,20 +77,8 @@ class Scorer:
                     models.append(("online", online.name, online.version, self.learner.score(task, X)))
             for kind, name, version, scores in models:
                 by_user = dict(zip(users, scores, strict=True))
-                for ev in applied:
-                    self.sink.add(
-                        (
-                            ev.event_id,
-                            ev.user_id,
-                            EPOCH + dt.timedelta(milliseconds=ev.ts_ms),
-                            scored_at,
-                            task,
-                            kind,
-                            name,
-                            version,
-                            by_user[ev.user_id],
-                        )
-                    )
+                tail = (task, kind, name, version)
+                self.sink.extend([head + tail + (by_user[head[1]],) for head in heads])
                 for u in users:
                     cache[u][f"{task}:{kind}"] = orjson.dumps(
                         {

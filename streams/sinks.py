@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 class Sink(Protocol):
     def add(self, row: Sequence[Any]) -> None: ...
 
+    def extend(self, rows: list[Sequence[Any]]) -> None: ...
+
     async def flush(self) -> int: ...
 
 
@@ -29,6 +31,9 @@ class ListSink:
 
     def add(self, row: Sequence[Any]) -> None:
         self._buffer.append(row)
+
+    def extend(self, rows: list[Sequence[Any]]) -> None:
+        self._buffer.extend(rows)
 
     async def flush(self) -> int:
         n = len(self._buffer)
@@ -52,6 +57,9 @@ class ClickHouseSink:
 
     def add(self, row: Sequence[Any]) -> None:
         self._buffer.append(row)
+
+    def extend(self, rows: list[Sequence[Any]]) -> None:
+        self._buffer.extend(rows)
 
     def _insert(self, rows: list[Sequence[Any]]) -> None:
         if self._client is None:

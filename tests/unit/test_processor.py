@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import orjson
+import pytest
 
 from features import offline
 from features.compute import features
@@ -100,3 +101,22 @@ def test_too_late_goes_to_dlq_with_its_source_offset() -> None:
     assert [(r.offset, reason) for r, reason, _ in dlq.sent] == [(1, "too_late")]
     assert len(bronze.rows) == 2
     assert decode_state(store.data["u"]).offsets == {0: 2}
+
+
+def test_latency_observed_in_bulk_equals_one_observe_per_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from streams import processor as module
+
+    buckets = (0.005, 0.05, 0.5, 5)
+    bulk, single = (Histogram(n, "t", buckets=buckets, registry=CollectorRegistry()) for n in ("bulk", "single"))
+    produced = [1_000_000, 999_990, 999_000, None, 990_000, 1_000_500]  # ms; the last is "in the future"
+    monkeypatch.setattr(module.time, "time", lambda: 1000.0)
+    module.observe_since(bulk, produced)
+    for ts in produced:
+        if ts is not None:
+            single.observe(max(0.0, 1_000_000 - ts) / 1000)
+    def counts(h: Histogram) -> list[tuple[str, float]]:
+        return [(s.name[len(h._name) :], s.value) for s in h.collect()[0].samples if not s.name.endswith("_created")]
+
+    assert counts(bulk) == counts(single)
