@@ -116,6 +116,7 @@ def test_latency_observed_in_bulk_equals_one_observe_per_record(monkeypatch: pyt
     for ts in produced:
         if ts is not None:
             single.observe(max(0.0, 1_000_000 - ts) / 1000)
+
     def counts(h: Histogram) -> list[tuple[str, float]]:
         return [(s.name[len(h._name) :], s.value) for s in h.collect()[0].samples if not s.name.endswith("_created")]
 
