@@ -17,12 +17,16 @@ import faust
 def main() -> None:
     bootstrap, group, expected, *topics = sys.argv[1:]
     n_expected = int(expected)
+    # default: faust as installed; worker: the worker's framework settings (uvloop, a monitor without per-event
+    # stats); tuned: those plus big fetches and stream buffers (bench/faust_tuning.py, not used by the worker)
+    mode = os.environ.get("CHURNSTREAM_BENCH_FAUST_MODE", "default")
     tuning: dict = {}
-    if os.environ.get("CHURNSTREAM_BENCH_FAUST_TUNED") == "1":  # bench/faust_tuning.py (not used by the worker)
+    if mode in ("worker", "tuned"):
         from bench.faust_tuning import APP_SETTINGS, use_uvloop
+        from streams.monitor import LeanMonitor
 
         use_uvloop()
-        tuning = APP_SETTINGS
+        tuning = APP_SETTINGS if mode == "tuned" else {"Monitor": LeanMonitor}
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",

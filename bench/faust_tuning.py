@@ -1,34 +1,16 @@
-"""Faust settings that cut the framework's own per-event cost on the do-nothing agent (see docs/benchmarks.md):
-uvloop, larger fetches and stream buffers, and a monitor that keeps no per-event stats.
+"""Faust settings measured on the do-nothing agent (see docs/benchmarks.md).
 
-Not used by the worker yet: with them, a 1M-record backlog run starved one partition for minutes (faust's
-"has not started processing" warning) and the event-time alignment then released 4.7% of the events as
-``too_late``. Measured here so the effect is on record; see the notes in docs/benchmarks.md."""
+The worker uses uvloop and the monitor without per-event stats (``streams/monitor.py``). It does not use the
+larger fetches and stream buffers below: with them, a 1M-record backlog run starved one partition for minutes
+(faust's "has not started processing" warning) and the event-time alignment then released 4.7% of the events
+as ``too_late``. They are measured here so the effect is on record."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from faust.sensors.monitor import Monitor
-
-
-class LeanMonitor(Monitor):
-    """Faust's monitor records per-event timings and counters for its web views; the worker exports its own
-    Prometheus metrics, so the per-event hooks do nothing here."""
-
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict | None:
-        return None
-
-    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
-        return None
-
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        return None
-
-    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
-        return None
-
+from streams.monitor import LeanMonitor
 
 APP_SETTINGS: dict[str, Any] = {
     "broker_max_poll_records": 5000,

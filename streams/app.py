@@ -36,6 +36,7 @@ def build_app(settings: Settings) -> faust.App:
     from features.store import RedisStateStore
     from models.champions import Champions
     from streams.dlq import KafkaDeadLetters, RedisLedger, kafka_scan
+    from streams.monitor import LeanMonitor
     from streams.online import METRIC_COLUMNS, OnlineLearner
     from streams.processor import BRONZE_COLUMNS, FeatureProcessor
     from streams.scoring import PREDICTION_COLUMNS, Scorer
@@ -57,6 +58,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.session_timeout_s / 5,
         # on shutdown, do not wait for held (unacked) records: they are redelivered, and effects are idempotent
         stream_wait_empty=False,
+        Monitor=LeanMonitor,  # no per-event bookkeeping for faust's web views (off); Prometheus has ours
     )
     inputs = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
@@ -214,6 +216,9 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     logging.basicConfig(level=loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # before faust creates its loop
     app = build_app(settings)
     gc.collect()
     gc.freeze()  # imported libraries live as long as the process: keep them out of full GC passes

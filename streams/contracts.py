@@ -109,11 +109,6 @@ class Event(msgspec.Struct, frozen=True, array_like=True):
     raw: PageView | CartEvent | Purchase | None = None
 
 
-def event_ts(ev: Event) -> dt.datetime:
-    """The event's time as an aware UTC datetime (millisecond precision), as ClickHouse columns take it."""
-    return EPOCH + dt.timedelta(milliseconds=ev.ts_ms)
-
-
 class Rejection(msgspec.Struct, frozen=True):
     reason: str
     detail: str

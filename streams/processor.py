@@ -11,7 +11,6 @@ elsewhere must already be written. The caller acks the batch's records only afte
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from prometheus_client import Histogram
 
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
-from streams.contracts import EPOCH, CartEvent, Event, PageView, Purchase, Rejection, decode, event_ts
+from streams.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
 from streams.dlq import DeadLetterSink
 from streams.metrics import (
     BATCH_SECONDS,
@@ -64,12 +63,15 @@ BRONZE_COLUMNS = (
 _items_encoder = msgspec.json.Encoder()
 
 
-def bronze_row(ev: Event, rec: RawRecord, ts: dt.datetime | None = None) -> tuple[Any, ...]:
-    """The ``events`` row of an applied event, in ``BRONZE_COLUMNS`` order; fields of other types stay empty."""
+def bronze_row(ev: Event, rec: RawRecord) -> tuple[Any, ...]:
+    """The ``events`` row of an applied event, in ``BRONZE_COLUMNS`` order; fields of other types stay empty.
+
+    ``ts`` is epoch milliseconds: the ``DateTime64(3)`` column takes the integer as is (no datetime objects to
+    build and convert back, which cost about 6 us per event in the insert).
+    """
     raw = ev.raw
-    ts = ts or EPOCH + dt.timedelta(milliseconds=ev.ts_ms)
     session = (raw.session_id if raw else None) or ""
-    head = (ev.event_id, ev.user_id, ev.kind, ts, session)
+    head = (ev.event_id, ev.user_id, ev.kind, ev.ts_ms, session)
     tail = (rec.topic, rec.partition, rec.offset)
     if isinstance(raw, PageView):
         body: tuple[Any, ...] = (raw.page_type, raw.product_id or "", raw.category or "", "", 0, 0.0, "", 0.0, "", "")
@@ -166,7 +168,7 @@ class FeatureProcessor:
             changed.add(ev.user_id)
             partitions[ev.user_id] = rec.partition
             if outcome == "applied":
-                self.bronze.add(bronze_row(ev, rec, event_ts(ev)))
+                self.bronze.add(bronze_row(ev, rec))
                 result.applied.append(ev)
                 produced_ms.append(rec.timestamp_ms)
             elif outcome == "too_late":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,7 +14,7 @@ from features.compute import FEATURE_NAMES, features
 from features.state import UserState
 from models.champions import Champions
 from models.tasks import TASKS
-from streams.contracts import Event, event_ts
+from streams.contracts import Event
 from streams.metrics import SCORING_SECONDS
 from streams.sinks import Sink
 
@@ -61,8 +61,8 @@ class Scorer:
         self.champions.refresh()
         users = list(dict.fromkeys(ev.user_id for ev in applied))
         X = np.array([[f[n] for n in FEATURE_NAMES] for f in (features(states[u], states[u].last_ms) for u in users)])
-        scored_at = dt.datetime.now(dt.UTC)
-        heads = [(ev.event_id, ev.user_id, event_ts(ev), scored_at) for ev in applied]
+        scored_at = int(time.time() * 1000)  # DateTime64(3) columns take epoch milliseconds as they are
+        heads = [(ev.event_id, ev.user_id, ev.ts_ms, scored_at) for ev in applied]
         cache: dict[str, dict[str, bytes]] = {u: {} for u in users}
         for task in TASKS:
             models: list[tuple[str, str, str, list[float]]] = []  # (kind, name, version, scores)

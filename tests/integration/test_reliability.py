@@ -66,6 +66,7 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 
 
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
+    stack = stack.isolated(f"crash{time.time_ns() % 10**6}")  # own topics and group
     wl = Workload.generate("crash", users=4000, days=90, seed=21)
     assert wl.events >= 200_000
     rng = random.Random(5)
@@ -111,6 +112,7 @@ def outage(stack: StackHandle, wl: Workload, name: str, stop: Any, start: Any, s
 
 
 def test_redis_down_for_30s(stack: StackHandle) -> None:
+    stack = stack.isolated(f"redis{time.time_ns() % 10**6}")  # own topics and group
     wl = Workload.generate("redis", users=1500, days=60, seed=22)
 
     def start() -> None:
@@ -157,6 +159,7 @@ def rss_mb(pid: int) -> float:
 
 
 def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHandle, read_only: list[Path]) -> None:
+    stack = stack.isolated(f"chfail{time.time_ns() % 10**6}")  # own topics and group
     wl = Workload.generate("chfail", users=3000, days=60, seed=23)
     proc, port = run_with_api(stack, "clickhouse-outage")
     pid = proc.pid()
@@ -201,6 +204,7 @@ def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHan
 
 
 def test_kafka_broker_restart(stack: StackHandle) -> None:
+    stack = stack.isolated(f"kafka{time.time_ns() % 10**6}")  # own topics and group
     wl = Workload.generate("kafka", users=1500, days=60, seed=24)
 
     def start() -> None:
@@ -214,6 +218,7 @@ def test_kafka_broker_restart(stack: StackHandle) -> None:
 
 
 def test_a_second_worker_joins_and_leaves(stack: StackHandle) -> None:
+    stack = stack.isolated(f"rebalance{time.time_ns() % 10**6}")  # own topics and group
     wl = Workload.generate("rebal", users=2000, days=60, seed=25)
     # embedded chDB allows one process per data path: the second worker writes to its own (with the schema)
     second_dsn = stack.settings.clickhouse_dsn

@@ -1,0 +1,25 @@
+"""A faust monitor without per-event bookkeeping.
+
+Faust's default monitor records timings and counters for every message and stream event, for its web views
+(which churnstream turns off). The worker exports its own Prometheus metrics, so these hooks do nothing here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.sensors.monitor import Monitor
+
+
+class LeanMonitor(Monitor):
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict | None:
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        return None
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
