@@ -27,11 +27,13 @@ def main() -> None:
 
         use_uvloop()
         tuning = APP_SETTINGS if mode == "tuned" else {"Monitor": LeanMonitor}
+    datadir = os.path.join(tempfile.gettempdir(), "churnstream-faust-noop")
+    os.makedirs(datadir, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
-        datadir=os.path.join(tempfile.gettempdir(), "churnstream-faust-noop", "{conf.name}"),
+        datadir=os.path.join(datadir, "{conf.name}"),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
