@@ -71,9 +71,6 @@ class Settings(BaseSettings):
     align_max_wait_s: float = Field(
         2.0, gt=0, description="Longest an idle partition (behind, but delivering nothing) may hold the others back"
     )
-    align_pause_at: int = Field(
-        10_000, ge=1, description="Records held from one partition before fetching from it pauses (it is ahead)"
-    )
     model_reload_s: float = Field(2.0, gt=0, description="How often the worker checks for a newly promoted champion")
     online_model: str = Field(
         "logreg",

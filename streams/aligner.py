@@ -9,9 +9,10 @@ fetch). A backlog is then processed in the order it arrived, the same order as i
 results do not depend on how fast or how late the worker consumes.
 
 A partition that is behind but delivers nothing (empty, not caught up) may hold the others back for at most
-``max_wait_s``; a partition that is merely *ahead* is never released early: the caller pauses fetching from
-partitions whose queue passes ``pause_at`` (see :meth:`ahead`), which bounds memory without breaking the order.
-``max_buffered`` is a last-resort cap.
+``max_wait_s``; a partition that is merely *ahead* is never released early. ``max_buffered`` bounds memory:
+past it, records are released in timestamp order without waiting. Fetching is not paused per partition:
+faust drops the records of a partition paused while it iterates a fetched batch and then skips their
+offsets as a gap, which loses them (found in a 1M-record backlog run, 12,792 records).
 
 >>> a = EventTimeAligner()
 >>> a.add([("cart", 0, 50, "c@50"), ("pv", 0, 10, "p@10")])
@@ -34,8 +35,8 @@ Entry = tuple[Hashable, int, int, Any]  # (partition, offset, broker timestamp m
 
 
 class EventTimeAligner:
-    def __init__(self, max_buffered: int = 200_000, max_wait_s: float = 2.0, pause_at: int = 10_000) -> None:
-        self.max_buffered, self.max_wait_s, self.pause_at = max_buffered, max_wait_s, pause_at
+    def __init__(self, max_buffered: int = 200_000, max_wait_s: float = 2.0) -> None:
+        self.max_buffered, self.max_wait_s = max_buffered, max_wait_s
         self._queues: dict[Hashable, deque[tuple[int, int, Any]]] = {}
         self.last_offset: dict[Hashable, int] = {}
         self.size = 0
@@ -59,10 +60,6 @@ class EventTimeAligner:
         if self._blocked_since is None:
             self._blocked_since = now
         return now - self._blocked_since >= self.max_wait_s
-
-    def ahead(self) -> set[Hashable]:
-        """Partitions holding more than ``pause_at`` records: pause fetching from them until they drain."""
-        return {tp for tp, q in self._queues.items() if len(q) > self.pause_at}
 
     def release(self, assigned: Iterable[Hashable], caught_up: Callable[[Hashable], bool]) -> list[Any]:
         """Items that are safe to process now, in broker-timestamp order (ties by partition order of arrival)."""

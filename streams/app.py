@@ -65,9 +65,7 @@ def build_app(settings: Settings) -> faust.App:
     aligner = EventTimeAligner(
         max_buffered=settings.align_max_buffered,
         max_wait_s=settings.align_max_wait_s,
-        pause_at=settings.align_pause_at,
     )
-    paused: set[Any] = set()
     lock = asyncio.Lock()
     state: dict[str, Any] = {}
 
@@ -119,23 +117,9 @@ def build_app(settings: Settings) -> faust.App:
         committed = getattr(app.consumer, "_committed_offset", {}).get(tp)  # the next offset to read
         return bool((committed or 0) >= highwater)
 
-    def flow_control() -> None:
-        """Pause partitions that are far ahead in time; resume them once they have drained."""
-        # faust's resume_partitions adds its argument to the active set unconverted, and a later fetch
-        # asserts that every member is a faust TP: hand it faust TPs, never the driver's TopicPartitions
-        ahead = {TP(tp.topic, tp.partition) for tp in aligner.ahead()}  # type: ignore[attr-defined]
-        if ahead - paused:
-            app.consumer.pause_partitions(ahead - paused)
-            paused.update(ahead)
-        drained = paused - ahead
-        if drained:
-            app.consumer.resume_partitions(drained)
-            paused.difference_update(drained)
-
     async def process_ready(stream: Any) -> None:
         async with lock:
             ready = aligner.release(assigned(), caught_up)
-            flow_control()
             if not ready:
                 return
             records = [to_record(e) for e in ready]
@@ -199,7 +183,6 @@ def build_app(settings: Settings) -> faust.App:
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         dropped = aligner.drop(revoked)
-        paused.difference_update(revoked)
         if "processor" in state:
             state["processor"].dlq.forget((tp.topic, tp.partition) for tp in revoked)
         if dropped:

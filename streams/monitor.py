@@ -6,6 +6,7 @@ Faust's default monitor records timings and counters for every message and strea
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any
 
 from faust.sensors.monitor import Monitor
@@ -13,6 +14,8 @@ from faust.sensors.monitor import Monitor
 
 class LeanMonitor(Monitor):
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict | None:
+        # the one thing faust itself reads: without it, it logs "Stream has not started processing" errors
+        self.stream_inbound_time[tp] = monotonic()
         return None
 
     def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:

@@ -111,6 +111,19 @@ def outage(stack: StackHandle, wl: Workload, name: str, stop: Any, start: Any, s
     return Outage(during, recovered_in, after)
 
 
+def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
+    """Catching up on a backlog, the small topics run ahead in event time and wait in the aligner. Nothing may
+    be lost or reordered: the worker once paused partitions that ran ahead, and faust dropped records fetched
+    before the pause, then skipped their offsets as a gap (12,792 records lost in a 1M-record run)."""
+    stack = stack.isolated(f"backlog{time.time_ns() % 10**6}")  # own topics and group
+    wl = Workload.generate("backlog", users=1500, days=90, seed=26)
+    wl.stream(stack.settings, rate=0)
+    wl.join()
+    with stack.worker("backlog") as proc:
+        stack.wait_consumed(timeout=500, worker=proc)
+    assert_exact_end_state(stack, wl)
+
+
 def test_redis_down_for_30s(stack: StackHandle) -> None:
     stack = stack.isolated(f"redis{time.time_ns() % 10**6}")  # own topics and group
     wl = Workload.generate("redis", users=1500, days=60, seed=22)
