@@ -6,9 +6,6 @@ worker's memory with a million users' state in Redis."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -132,32 +129,13 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
         ft.stop([proc])
 
 
-def clickhouse_for(settings: Settings, name: str) -> str:
-    """A ClickHouse DSN a second worker can use beside the first: the same server, or its own chDB path.
-
-    chDB allows one process per data path, so with embedded ClickHouse each worker gets a path of its own (with
-    the schema applied); with a ClickHouse server they share it, as in production.
-    """
-    if not settings.embedded_clickhouse:
-        return settings.clickhouse_dsn
-    dsn = f"chdb://{settings.dir('bench') / name / 'clickhouse'}"
-    env = {**os.environ, "CHURNSTREAM_HOME": str(settings.home), "CHURNSTREAM_KAFKA_PORT": str(settings.kafka_port)}
-    subprocess.run(
-        [sys.executable, "-m", "churnstream.cli", "init"],
-        env=env | {"CHURNSTREAM_CLICKHOUSE_DSN": dsn},
-        check=True,
-        capture_output=True,
-    )
-    return dsn
-
-
 def two_workers(settings: Settings, console: Console, users: int, days: int, seed: int) -> dict[str, Any]:
     """One worker, then two workers in one group, over the same 4 partitions of the same topics, same run."""
     prefix = f"two-{uuid.uuid4().hex[:6]}"
     topics = ft.make_topics(settings, prefix)
     with console.status(f"producing {users:,} users x {days} days of events to {prefix}.*"):
         n = ft.produce(settings, topics, users, days, seed)
-    dsns = [clickhouse_for(settings, f"{prefix}-{i}") for i in range(2)]
+    dsns = [stack.clickhouse_beside(settings, f"{prefix}-{i}") for i in range(2)]
     results = {}
     for workers in (1, 2):
         ports = [free_port() for _ in range(workers)]

@@ -51,6 +51,19 @@ def init(settings: Settings, on_step: Step = lambda _msg: None) -> None:
     on_step(f"ClickHouse: schema ready ({', '.join(applied) or 'up to date'})")
 
 
+def clickhouse_beside(settings: Settings, name: str) -> str:
+    """A ClickHouse DSN another worker process can use beside the first: the same server, or its own chDB path.
+
+    chDB allows one process per data path, so with embedded ClickHouse each further worker gets a path of its
+    own, with the schema applied here (then closed again); with a ClickHouse server they share it.
+    """
+    if not settings.embedded_clickhouse:
+        return settings.clickhouse_dsn
+    dsn = f"chdb://{settings.dir('clickhouse-more') / name}"
+    init(settings.model_copy(update={"clickhouse_dsn": dsn}))
+    return dsn
+
+
 def down(settings: Settings) -> list[str]:
     """Stop the processes this stack started; returns the names of those stopped."""
     stopped = []

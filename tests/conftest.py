@@ -71,10 +71,12 @@ class StackHandle:
             time.sleep(0.5)
 
     def isolated(self, name: str) -> StackHandle:
-        """The same services, with topics and a consumer group of its own (created here): what runs on it
-        neither sees nor leaves records for the other tests, which replay the default topics."""
+        """The same services, with topics and a consumer group of its own (created here, names unique to this
+        call): what runs on it neither sees nor leaves records for the other tests, which replay the default
+        topics."""
         from infra import kafka_broker
 
+        name = f"{name}{time.time_ns() % 10**7}"
         overrides = {
             "app_id": f"{name}-group",
             "topic_page_views": f"{name}.page_views",

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -103,8 +104,6 @@ def wait_progress(stack: StackHandle, timeout: float = 120, since: float | None 
 
 
 def readyz(port: int) -> tuple[int, dict[str, Any]]:
-    import json
-
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
             return resp.status, json.loads(resp.read())

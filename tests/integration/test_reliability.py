@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from infra import clickhouse_db, kafka_broker, redis_server
+from infra import stack as infra_stack
 from infra.processes import ManagedProcess, free_port
 from models.registry import Registry
 from streams.lag import group_lag
@@ -66,7 +66,7 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 
 
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
-    stack = stack.isolated(f"crash{time.time_ns() % 10**6}")  # own topics and group
+    stack = stack.isolated("crash")  # own topics and group
     wl = Workload.generate("crash", users=4000, days=90, seed=21)
     assert wl.events >= 200_000
     rng = random.Random(5)
@@ -115,7 +115,7 @@ def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
     """Catching up on a backlog, the small topics run ahead in event time and wait in the aligner. Nothing may
     be lost or reordered: the worker once paused partitions that ran ahead, and faust dropped records fetched
     before the pause, then skipped their offsets as a gap (12,792 records lost in a 1M-record run)."""
-    stack = stack.isolated(f"backlog{time.time_ns() % 10**6}")  # own topics and group
+    stack = stack.isolated("backlog")  # own topics and group
     wl = Workload.generate("backlog", users=1500, days=90, seed=26)
     wl.stream(stack.settings, rate=0)
     wl.join()
@@ -125,7 +125,7 @@ def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
 
 
 def test_redis_down_for_30s(stack: StackHandle) -> None:
-    stack = stack.isolated(f"redis{time.time_ns() % 10**6}")  # own topics and group
+    stack = stack.isolated("redis")  # own topics and group
     wl = Workload.generate("redis", users=1500, days=60, seed=22)
 
     def start() -> None:
@@ -172,7 +172,7 @@ def rss_mb(pid: int) -> float:
 
 
 def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHandle, read_only: list[Path]) -> None:
-    stack = stack.isolated(f"chfail{time.time_ns() % 10**6}")  # own topics and group
+    stack = stack.isolated("chfail")  # own topics and group
     wl = Workload.generate("chfail", users=3000, days=60, seed=23)
     proc, port = run_with_api(stack, "clickhouse-outage")
     pid = proc.pid()
@@ -217,7 +217,7 @@ def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHan
 
 
 def test_kafka_broker_restart(stack: StackHandle) -> None:
-    stack = stack.isolated(f"kafka{time.time_ns() % 10**6}")  # own topics and group
+    stack = stack.isolated("kafka")  # own topics and group
     wl = Workload.generate("kafka", users=1500, days=60, seed=24)
 
     def start() -> None:
@@ -231,18 +231,11 @@ def test_kafka_broker_restart(stack: StackHandle) -> None:
 
 
 def test_a_second_worker_joins_and_leaves(stack: StackHandle) -> None:
-    stack = stack.isolated(f"rebalance{time.time_ns() % 10**6}")  # own topics and group
+    stack = stack.isolated("rebalance")  # own topics and group
     wl = Workload.generate("rebal", users=2000, days=60, seed=25)
     # embedded chDB allows one process per data path: the second worker writes to its own (with the schema)
-    second_dsn = stack.settings.clickhouse_dsn
-    if stack.settings.embedded_clickhouse:
-        second_dsn = f"chdb://{stack.settings.dir('clickhouse-second')}"
-        subprocess.run(
-            [sys.executable, "-m", "churnstream.cli", "init"],
-            env=stack.env | {"CHURNSTREAM_CLICKHOUSE_DSN": second_dsn},
-            check=True,
-            capture_output=True,
-        )
+    # embedded chDB allows one process per data path: the second worker writes to its own (with the schema)
+    second_dsn = infra_stack.clickhouse_beside(stack.settings, "rebalance-b")
     with stack.worker("rebalance-a") as first:
         wl.stream(stack.settings, rate=1200)
         wait_progress(stack)

@@ -16,6 +16,7 @@ from features.store import MemoryStateStore
 from streams.contracts import (
     KINDS,
     MAX_TS_MS,
+    MAX_USER_ID_LEN,
     MIN_TS_MS,
     REASONS,
     USER_ID_RE,
@@ -75,7 +76,7 @@ def check(result: Event | Rejection) -> None:
         assert result.reason in REASONS and result.detail, result
     else:
         assert isinstance(result, Event)
-        assert USER_ID_RE.match(result.user_id) and len(result.user_id) <= 128
+        assert USER_ID_RE.match(result.user_id) and len(result.user_id) <= MAX_USER_ID_LEN
         assert MIN_TS_MS <= result.ts_ms <= MAX_TS_MS
         assert result.event_id
 
