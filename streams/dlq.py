@@ -191,10 +191,11 @@ class KafkaDeadLetters:
     async def commit(self, upto: Mapping[Source, int]) -> None:
         """Move the marks of the partitions this batch dead-lettered (or whose mark is a minute old)."""
         now = time.monotonic()
+        # a partition revoked while its batch ran had its dead letters skipped here: its mark must not move
         due = {
             s: o
             for s, o in upto.items()
-            if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60)
+            if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60) and self._owned(s)
         }
         if self._ledger is not None and due:
             await self._ledger.save(due)

@@ -98,3 +98,21 @@ def test_a_revoked_partition_is_learned_again_when_it_comes_back() -> None:
 
     run(go())
     assert sorted(o for _, _, o in topic.delivered) == [1, 4, 5]
+
+
+def test_an_old_owner_finishing_a_revoked_batch_leaves_its_dead_letters_and_its_mark_to_the_new_owner() -> None:
+    topic, ledger = Topic(), MemoryLedger()
+    owned = {"a": True}
+
+    async def go() -> None:
+        old = KafkaDeadLetters(topic.send, ledger, topic.scan, owned=lambda _s: owned["a"])
+        new = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        owned["a"] = False  # revoked while its batch ran
+        batch(old, [2, 3])
+        await old.flush()
+        await old.commit({("page_views", 0): 3})
+        batch(new, [2, 3])  # the new owner processes the same records again
+        await new.flush()
+
+    run(go())
+    assert sorted(o for _, _, o in topic.delivered) == [2, 3]
