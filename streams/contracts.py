@@ -23,6 +23,7 @@ import msgspec
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_USER_ID_LEN = 256
+MAX_MONEY = 1e12  # largest amount or price: kept in integer cents, summed over 60 days without overflow
 MAX_FUTURE_MS = 86_400_000  # ts may be at most one day ahead of the broker timestamp
 MIN_TS_MS = 0
 MAX_TS_MS = 32_503_680_000_000  # year 3000
@@ -179,8 +180,10 @@ def validate_user_id(user_id: str) -> Rejection | None:
 
 
 def _money(value: float, field: str) -> Rejection | None:
-    if not math.isfinite(value) or value < 0:
-        return Rejection("invalid_amount", f"{field} must be a finite number >= 0, got {value}", field)
+    if not math.isfinite(value) or not 0 <= value <= MAX_MONEY:
+        return Rejection(
+            "invalid_amount", f"{field} must be a finite number from 0 to {MAX_MONEY:.0e}, got {value}", field
+        )
     return None
 
 
