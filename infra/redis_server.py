@@ -50,5 +50,8 @@ def wait_ready(settings: Settings, timeout: float = 30.0) -> None:
 
 
 def describe(settings: Settings) -> dict[str, str]:
-    info = client(settings).info("server")
-    return {"version": str(info["redis_version"]), "aof": "on"}
+    """Version and append-only-file state as the server reports them (``INFO server`` and ``INFO persistence``)."""
+    r = client(settings)
+    version = r.info("server")["redis_version"]
+    aof = r.info("persistence")["aof_enabled"]
+    return {"version": str(version), "aof": "on" if int(aof) else "off"}

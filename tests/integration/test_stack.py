@@ -53,3 +53,14 @@ def test_two_stacks_side_by_side_and_down_stops_exactly_its_own(stack: StackHand
     # the session's stack was not touched
     assert kafka_broker.process(stack.settings).running() and redis_server.process(stack.settings).running()
     stack.cli("stack", "status")
+
+
+def test_redis_aof_state_is_read_from_the_server(stack: StackHandle) -> None:
+    assert redis_server.describe(stack.settings)["aof"] == "on"  # the stack's redis.conf says `appendonly yes`
+    r = redis_server.client(stack.settings)
+    r.config_set("appendonly", "no")
+    try:
+        assert redis_server.describe(stack.settings)["aof"] == "off"
+    finally:
+        r.config_set("appendonly", "yes")
+    assert redis_server.describe(stack.settings)["aof"] == "on"
