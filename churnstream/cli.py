@@ -250,7 +250,7 @@ app.add_typer(models_app, name="models")
 def _registry():
     from models.registry import Registry
 
-    return Registry(get_settings().dir("models"))
+    return Registry(get_settings().registry_dir())
 
 
 @app.command()
@@ -338,7 +338,7 @@ def train(
         from models import progressive as pv
         from models.registry import Registry as _Registry
 
-        reg = _Registry(get_settings().dir("models"))
+        reg = _Registry(get_settings().registry_dir())
         with console.status(f"progressive validation on a separate stream of {progressive_users:,} users"):
             stream_users = generator.make_users(progressive_users, days, seed + 1)
             stream = generator.simulate(stream_users, days, seed + 1)

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         description="Log level of the worker and the API; keys and event payloads are never logged at INFO",
     )
 
+    models_dir: Path | None = Field(None, description="The model registry's directory; default `<home>/models`")
+
     # Worker
     batch_size: int = Field(1000, ge=1, description="Max events per micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="Max seconds to wait to fill a micro-batch")
@@ -121,6 +123,7 @@ class Settings(BaseSettings):
             object.__setattr__(self, "redis_url", f"redis://127.0.0.1:{self.redis_port}/0")
         if not self.clickhouse_dsn:
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{home / 'clickhouse'}")
+        object.__setattr__(self, "models_dir", (self.models_dir or home / "models").expanduser().resolve())
         low, high = self.api_risk_thresholds
         if not 0 <= low <= high <= 1:
             raise ValueError("api_risk_thresholds must be two scores with 0 <= low <= high <= 1")
@@ -149,6 +152,12 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    def registry_dir(self) -> Path:
+        """The model registry's directory (created on demand)."""
+        assert self.models_dir is not None  # set by the validator
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        return self.models_dir
 
     def dir(self, name: str) -> Path:
         """A subdirectory of ``home`` (created on demand)."""

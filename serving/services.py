@@ -29,7 +29,7 @@ class Services:
     def create(cls, settings: Settings) -> Services:
         redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         catalog = ModelCatalog(
-            settings.dir("models"),
+            settings.registry_dir(),
             redis,
             settings.checkpoint_secret(),
             settings.online_model if settings.online_model != "off" else "logreg",

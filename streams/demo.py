@@ -43,7 +43,7 @@ def ensure_models(settings: Settings, console: Console, users: int = 2000, days:
     from models.tasks import TASKS
     from models.train import train_task
 
-    registry = Registry(settings.dir("models"))
+    registry = Registry(settings.registry_dir())
     if all(registry.champion(t) for t in TASKS):
         return
     with console.status(f"no trained models yet: simulating {users:,} users over {days} days") as status:

@@ -6,6 +6,7 @@ The session's stack gets its own free ports and a temporary home, so it runs bes
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -18,6 +19,9 @@ import pytest
 
 from churnstream.settings import Settings
 from infra.processes import ManagedProcess, free_port
+
+REDIS_DATABASES = 64  # infra/redis/redis.conf: `databases 64`; database 0 is the session stack's own
+_redis_databases = itertools.count(1)
 
 
 @dataclass
@@ -71,20 +75,24 @@ class StackHandle:
             time.sleep(0.5)
 
     def isolated(self, name: str) -> StackHandle:
-        """The same services, with topics and a consumer group of its own (created here, names unique to this
-        call): what runs on it neither sees nor leaves records for the other tests, which replay the default
-        topics."""
+        """The same services with everything else of its own, names unique to this call: topics, consumer group,
+        model registry (empty) and Redis database. What runs on it neither sees nor leaves anything for the other
+        tests. ClickHouse is shared: tests read it by their own user-id prefix."""
         from infra import kafka_broker
 
         name = f"{name}{time.time_ns() % 10**7}"
+        db = next(_redis_databases)
+        assert db < REDIS_DATABASES, f"more than {REDIS_DATABASES - 1} isolated handles in one session"
         overrides = {
             "app_id": f"{name}-group",
             "topic_page_views": f"{name}.page_views",
             "topic_cart": f"{name}.cart_events",
             "topic_purchases": f"{name}.purchases",
             "topic_dlq": f"{name}.dlq",
+            "models_dir": str(self.settings.home / "registries" / name),
+            "redis_url": f"redis://127.0.0.1:{self.settings.redis_port}/{db}",
         }
-        settings = self.settings.model_copy(update=overrides)
+        settings = self.settings.model_copy(update=overrides | {"models_dir": Path(overrides["models_dir"])})
         kafka_broker.ensure_topics(settings)
         return StackHandle(settings, self.env | {f"CHURNSTREAM_{k.upper()}": v for k, v in overrides.items()})
 
@@ -110,6 +118,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
     handle = make_stack(tmp_path_factory.mktemp("stack"))
     try:
         handle.cli("stack", "up")
+        from tests.integration.endstate import stop_merges
+
+        stop_merges(handle.settings.clickhouse_dsn)  # raw rows stay as written: checks count duplicates
         yield handle
     finally:
         handle.cli("stack", "down", check=False)

@@ -17,11 +17,12 @@ import pytest
 from features.compute import FEATURE_NAMES, features
 from features.offline import accept, state_at
 from infra.processes import free_port
-from models.pretrained import MODEL_NAMES, create
+from models.pretrained import MODEL_NAMES
 from models.registry import Registry
 from models.tasks import TASKS
 from streams.generator import make_users, simulate
 from tests.conftest import StackHandle
+from tests.integration.support import fit, new_key
 
 START_MS = 1_792_000_000_000
 
@@ -44,38 +45,29 @@ class Api:
         return self.client.post(path, headers=headers | kw.pop("headers", {}), **kw)  # type: ignore[arg-type,operator]
 
 
-def fit(name: str, seed: int) -> object:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(400, len(FEATURE_NAMES)))
-    return create(name, seed).fit(X, (X[:, 0] + X[:, 5] > 0).astype(np.int8))
-
-
-def new_key(stack: StackHandle, scope: str) -> str:
-    out = stack.cli("keys", "create", "--name", f"test-{scope}", "--scope", scope).stdout
-    return out.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
-def api(stack: StackHandle) -> Iterator[Api]:
-    registry = Registry(stack.settings.dir("models"))
+def api(module_stack: StackHandle) -> Iterator[Api]:
+    registry = Registry(module_stack.settings.registry_dir())
     for task in TASKS:
         for i, name in enumerate(MODEL_NAMES):
             ref = registry.save(task, fit(name, i), {"metrics": {"roc_auc": 0.6 + i / 100}})  # type: ignore[arg-type]
             if name == "xgboost":
                 registry.promote(ref)
-    keys = {scope: new_key(stack, scope) for scope in ("read", "write", "admin")}
+    keys = {scope: new_key(module_stack, scope) for scope in ("read", "write", "admin")}
     prefix = f"api{int(time.time()) % 100000}-"
     users = make_users(60, 20, 5, prefix=prefix, start_ms=START_MS)
     events = simulate(users, 20, 5, start_ms=START_MS)
     port = free_port()
-    with stack.worker("api", command="run", CHURNSTREAM_API_PORT=str(port), CHURNSTREAM_API_KEY_CACHE_S="0") as proc:
+    with module_stack.worker(
+        "api", command="run", CHURNSTREAM_API_PORT=str(port), CHURNSTREAM_API_KEY_CACHE_S="0"
+    ) as proc:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        proc.wait_http(f"http://127.0.0.1:{port}/healthz", 60, stack.settings.home / "logs" / "api.log")
-        handle = Api(client, keys, sorted({e["user_id"] for e in events}), events, stack, proc)
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", 60, module_stack.settings.home / "logs" / "api.log")
+        handle = Api(client, keys, sorted({e["user_id"] for e in events}), events, module_stack, proc)
         for i in range(0, len(events), 500):  # events arrive over HTTP, through Kafka, into the worker
             r = handle.post("/v1/events", "write", json=events[i : i + 500])
             assert r.status_code == 202, r.text
-        stack.wait_consumed(worker=proc)  # type: ignore[arg-type]
+        module_stack.wait_consumed(worker=proc)  # type: ignore[arg-type]
         yield handle
         client.close()
     for task in TASKS:  # leave the registry without a champion, as the other tests expect
@@ -118,11 +110,11 @@ def test_auth_401_403_and_revocation(api: Api) -> None:
     assert api.post("/v1/events", "read", json=api.events[0]).status_code == 403
     assert api.post("/v1/models/churn/champion", "write", json={"model": "logreg"}).status_code == 403
     assert api.get(f"/v1/users/{user}/scores", scope="admin").status_code == 200  # admin implies read
-    doomed = new_key(api.stack, "read")
+    doomed = new_key(api.module_stack, "read")
     assert api.client.get("/v1/models", headers={"X-API-Key": doomed}).status_code == 200
-    api.stack.cli("keys", "revoke", doomed)
+    api.module_stack.cli("keys", "revoke", doomed)
     assert api.client.get("/v1/models", headers={"X-API-Key": doomed}).status_code == 401
-    listed = api.stack.cli("keys", "list").stdout
+    listed = api.module_stack.cli("keys", "list").stdout
     assert "test-admin" in listed and doomed.split("_")[2] not in listed  # ids and names, never secrets
 
 
@@ -153,7 +145,7 @@ def test_404_and_422_name_the_field(api: Api) -> None:
 
 def test_on_demand_scoring_with_model_choice_and_cost(api: Api) -> None:
     user = api.users[1]
-    prices = api.stack.settings.api_prices
+    prices = api.module_stack.settings.api_prices
     for model in (*MODEL_NAMES, "online", None):
         r = api.post("/v1/score", json={"user_id": user} | ({"model": model} if model else {}))
         assert r.status_code == 200, r.text

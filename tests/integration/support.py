@@ -1,0 +1,52 @@
+"""Helpers the integration modules share (no test module imports another): small champions, API keys, and a
+consumer-group reset."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from features.compute import FEATURE_NAMES
+from models.pretrained import create
+from models.registry import ModelRef, Registry
+from models.tasks import TASKS
+from tests.conftest import StackHandle
+
+
+def fit(name: str, seed: int) -> object:
+    """A small model of kind ``name`` fitted on random features (a stand-in champion, quick to train)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(400, len(FEATURE_NAMES)))
+    return create(name, seed).fit(X, (X[:, 0] + X[:, 5] > 0).astype(np.int8))
+
+
+def promote_new(registry: Registry, name: str, seed: int) -> dict[str, ModelRef]:
+    """Save and promote a fresh ``name`` model for every task; returns the refs."""
+    refs = {}
+    for task in TASKS:
+        refs[task] = registry.save(task, fit(name, seed), {"metrics": {"roc_auc": 0.5}})  # type: ignore[arg-type]
+        registry.promote(refs[task])
+    return refs
+
+
+def new_key(stack: StackHandle, scope: str) -> str:
+    """A new API key with ``scope``, created through the CLI as an operator would."""
+    out = stack.cli("keys", "create", "--name", f"test-{scope}", "--scope", scope).stdout
+    return out.strip().splitlines()[-1]
+
+
+def reset_group_to_earliest(stack: StackHandle) -> None:
+    """Delete the worker's consumer group (no worker runs), so the next worker starts from the earliest offsets."""
+    admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap})  # keep a reference: futures need it
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            admin.delete_consumer_groups([stack.settings.app_id], request_timeout=10)[stack.settings.app_id].result(20)
+            return
+        except KafkaException:  # GROUP_NOT_EMPTY until the stopped member's session ends
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
