@@ -35,12 +35,14 @@ def build_app(settings: Settings) -> faust.App:
     """
     from features.store import RedisStateStore
     from models.champions import Champions
-    from streams.dlq import KafkaDeadLetters, RedisLedger, kafka_scan
+    from streams.dlq import KafkaDeadLetters, kafka_scan
+    from streams.ledger import RedisLedger
     from streams.monitor import LeanMonitor
     from streams.online import METRIC_COLUMNS, OnlineLearner
     from streams.processor import BRONZE_COLUMNS, FeatureProcessor
     from streams.scoring import PREDICTION_COLUMNS, Scorer
     from streams.sinks import ClickHouseSink
+    from streams.written import RecoveryGuard, clickhouse_lookup
 
     app = faust.App(
         settings.app_id,
@@ -75,7 +77,7 @@ def build_app(settings: Settings) -> faust.App:
     async def processor() -> FeatureProcessor:
         if "processor" not in state:
             predictions = ClickHouseSink(settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
-            champions = Champions(settings.dir("models"), interval_s=settings.model_reload_s)
+            champions = Champions(settings.registry_dir(), interval_s=settings.model_reload_s)
             champions.refresh(force=True)
             store = RedisStateStore.from_url(settings.redis_url)
             learner = None
@@ -88,10 +90,11 @@ def build_app(settings: Settings) -> faust.App:
                     lateness_ms=int(settings.label_lateness_s * 1000),
                 )
             state["learner"] = learner
+            bronze = ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS)
             state["processor"] = FeatureProcessor(
                 settings.input_topics,
                 store,
-                ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS),
+                bronze,
                 KafkaDeadLetters(
                     send_dlq,
                     RedisLedger(store.redis),
@@ -100,6 +103,7 @@ def build_app(settings: Settings) -> faust.App:
                 ),
                 scorer=Scorer(champions, predictions, learner),
                 predictions=predictions,
+                guard=RecoveryGuard(RedisLedger(store.redis, "cs:ch"), clickhouse_lookup(bronze, predictions)),
             )
         return state["processor"]
 
@@ -184,7 +188,7 @@ def build_app(settings: Settings) -> faust.App:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         dropped = aligner.drop(revoked)
         if "processor" in state:
-            state["processor"].dlq.forget((tp.topic, tp.partition) for tp in revoked)
+            state["processor"].forget([(tp.topic, tp.partition) for tp in revoked])
         if dropped:
             log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
 

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from streams.ledger import Ledger, Source
 from streams.metrics import DLQ
 from streams.records import RawRecord
 
 Headers = list[tuple[str, bytes]]
-Source = tuple[str, int]  # (topic, partition) of the malformed record
 SCAN_SLACK_MS = 30_000  # clock skew between workers that may have written the DLQ
 
 
@@ -72,53 +72,6 @@ class ListDeadLetters:
 
     def forget(self, sources: Iterable[Source]) -> None:
         return None
-
-
-class Ledger(Protocol):
-    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
-        """(offset, unix ms) of each source partition's mark, for those that have one."""
-        ...
-
-    async def save(self, marks: Mapping[Source, int]) -> None: ...
-
-
-class MemoryLedger:
-    def __init__(self) -> None:
-        self.marks: dict[Source, tuple[int, int]] = {}
-
-    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
-        return {s: self.marks[s] for s in sources if s in self.marks}
-
-    async def save(self, marks: Mapping[Source, int]) -> None:
-        now = int(time.time() * 1000)
-        self.marks.update({s: (max(o, self.marks.get(s, (-1, 0))[0]), now) for s, o in marks.items()})
-
-
-class RedisLedger:
-    """One hash per source topic (``cs:dlq:{topic}``, field = partition, value = ``offset:unix_ms``)."""
-
-    def __init__(self, client: Any) -> None:
-        self.redis = client
-
-    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
-        sources = list(sources)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for topic, partition in sources:
-                pipe.hget(f"cs:dlq:{{{topic}}}", str(partition))
-            values = await pipe.execute()
-        out = {}
-        for source, value in zip(sources, values, strict=True):
-            if value is not None:
-                offset, at_ms = value.split(b":")
-                out[source] = (int(offset), int(at_ms))
-        return out
-
-    async def save(self, marks: Mapping[Source, int]) -> None:
-        now = int(time.time() * 1000)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (topic, partition), offset in marks.items():
-                pipe.hset(f"cs:dlq:{{{topic}}}", str(partition), f"{offset}:{now}")
-            await pipe.execute()
 
 
 Scan = Callable[[int, set[Source]], Awaitable[dict[Source, set[int]]]]

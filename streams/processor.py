@@ -2,15 +2,20 @@
 
 Order of effects, each retried until it succeeds and each idempotent:
 1. dead letters (malformed and ``too_late`` records) to ``events.dlq``;
-2. applied events to the ClickHouse ``events`` table (rows collapse per event on a retry);
-3. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind);
-4. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
+2. how far this batch's ClickHouse rows go, per source partition (:mod:`streams.written`);
+3. applied events to the ClickHouse ``events`` table;
+4. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind);
+5. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
 Redis goes last: once it holds the offsets, a redelivered record is skipped, so everything it produces
 elsewhere must already be written. The caller acks the batch's records only after ``process`` returns.
+
+Both inserts carry the batch's :func:`batch_token`, so a batch retried or redone adds no row; rows that a
+crashed predecessor wrote for records it never recorded in Redis are found by the recovery guard and skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -26,6 +31,7 @@ from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_
 from features.store import StateStore
 from streams.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
 from streams.dlq import DeadLetterSink
+from streams.ledger import Source
 from streams.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
@@ -37,6 +43,7 @@ from streams.records import RawRecord
 from streams.retry import Conflict, until_done
 from streams.scoring import Scorer
 from streams.sinks import Sink
+from streams.written import RecoveryGuard
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,30 @@ def bronze_row(ev: Event, rec: RawRecord) -> tuple[Any, ...]:
     return head + body + tail
 
 
+def source_offsets(records: Sequence[RawRecord]) -> dict[Source, int]:
+    """The highest offset of each source partition in ``records``."""
+    upto: dict[Source, int] = {}
+    for rec in records:
+        upto[(rec.topic, rec.partition)] = max(rec.offset, upto.get((rec.topic, rec.partition), -1))
+    return upto
+
+
+def batch_token(records: Sequence[RawRecord]) -> str:
+    """The insert deduplication token of a batch: a digest of its source offsets (first, last and count per
+    partition), so the same records give the same token whatever their order.
+
+    >>> a, b = (RawRecord("page_views", 0, o, None, None, b"") for o in (7, 8))
+    >>> batch_token([a, b]) == batch_token([b, a]) != batch_token([a])
+    True
+    """
+    spans: dict[Source, tuple[int, int, int]] = {}
+    for rec in records:
+        low, high, n = spans.get((rec.topic, rec.partition), (rec.offset, rec.offset, 0))
+        spans[(rec.topic, rec.partition)] = (min(low, rec.offset), max(high, rec.offset), n + 1)
+    text = ";".join(f"{t}/{p}:{lo}-{hi}#{n}" for (t, p), (lo, hi, n) in sorted(spans.items()))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 @dataclass
 class BatchResult:
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -127,13 +158,20 @@ class FeatureProcessor:
         dlq: DeadLetterSink,
         scorer: Scorer | None = None,
         predictions: Sink | None = None,
+        guard: RecoveryGuard | None = None,
     ) -> None:
         from streams.contracts import KINDS
 
         self.kind_of = dict(zip(topics, KINDS, strict=True))
         self.topic_index = {t: i for i, t in enumerate(topics)}
         self.store, self.bronze, self.dlq = store, bronze, dlq
-        self.scorer, self.predictions = scorer, predictions
+        self.scorer, self.predictions, self.guard = scorer, predictions, guard
+
+    def forget(self, sources: Sequence[Source]) -> None:
+        """These partitions were revoked: their dead letters and recovery marks belong to the new owner."""
+        self.dlq.forget(sources)
+        if self.guard is not None:
+            self.guard.forget(sources)
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         started = time.perf_counter()
@@ -150,6 +188,9 @@ class FeatureProcessor:
             else:
                 valid.append((rec, decoded))
 
+        upto = source_offsets(records)
+        if self.guard is not None:
+            await self._retry("redis", self.guard.load, upto)
         user_ids = list(dict.fromkeys(ev.user_id for _, ev in valid))
         blobs = await self._retry("redis", self.store.read_many, user_ids)
         blobs_by_user = dict(zip(user_ids, blobs, strict=True))
@@ -157,6 +198,7 @@ class FeatureProcessor:
         changed: set[str] = set()
         partitions: dict[str, int] = {}
         produced_ms: list[int | None] = []  # broker timestamps of the applied records
+        applied: list[tuple[RawRecord, Event]] = []
         for rec, ev in valid:
             outcome = apply(
                 states[ev.user_id], ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset
@@ -168,18 +210,25 @@ class FeatureProcessor:
             changed.add(ev.user_id)
             partitions[ev.user_id] = rec.partition
             if outcome == "applied":
-                self.bronze.add(bronze_row(ev, rec))
+                applied.append((rec, ev))
                 result.applied.append(ev)
                 produced_ms.append(rec.timestamp_ms)
             elif outcome == "too_late":
                 self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
-        scored = self.scorer.score(result.applied, states, partitions) if self.scorer else None
+        in_events, in_predictions = await self._written(applied)
+        for rec, ev in applied:
+            if ev.event_id not in in_events:
+                self.bronze.add(bronze_row(ev, rec))
+        scored = self.scorer.score(result.applied, states, partitions, in_predictions) if self.scorer else None
         await self._retry("kafka", self.dlq.flush)
-        await self.bronze.flush()
+        if self.guard is not None:
+            await self._retry("redis", self.guard.mark, upto)
+        token = batch_token(records)
+        await self.bronze.flush(token)
         if self.predictions is not None:
-            await self.predictions.flush()
+            await self.predictions.flush(token)
             if scored is not None and scored.cache:
                 observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
         conflicts = await self._retry(
@@ -191,9 +240,6 @@ class FeatureProcessor:
         )
         if conflicts:  # another worker wrote these users since we read them (a rebalance): redo the batch
             raise Conflict(f"{len(conflicts)} users' state changed since it was read, e.g. {sorted(conflicts)[:3]}")
-        upto: dict[tuple[str, int], int] = {}
-        for rec in records:
-            upto[(rec.topic, rec.partition)] = max(rec.offset, upto.get((rec.topic, rec.partition), -1))
         await self._retry("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:
             observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)
@@ -210,6 +256,16 @@ class FeatureProcessor:
         BATCH_SIZE.observe(len(records))
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
+
+    async def _written(self, applied: Sequence[tuple[RawRecord, Event]]) -> tuple[set[str], set[str]]:
+        """Event ids among ``applied`` whose ``events`` rows, and whose ``predictions`` rows, a predecessor wrote."""
+        if self.guard is None:
+            return set(), set()
+        guard = self.guard
+        keys = [
+            (ev.user_id, ev.event_id) for rec, ev in applied if guard.at_risk((rec.topic, rec.partition), rec.offset)
+        ]
+        return await self._retry("clickhouse", self.guard.written, keys)
 
     @staticmethod
     async def _retry(dependency: str, fn: Any, *args: Any) -> Any:

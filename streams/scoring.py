@@ -52,9 +52,14 @@ class Scorer:
         self.champions, self.sink, self.learner = champions, sink, learner
 
     def score(
-        self, applied: Sequence[Event], states: dict[str, UserState], partitions: dict[str, int] | None = None
+        self,
+        applied: Sequence[Event],
+        states: dict[str, UserState],
+        partitions: dict[str, int] | None = None,
+        written: set[str] | frozenset[str] = frozenset(),
     ) -> Scored:
-        """Buffer prediction rows; return the latest scores (for the Redis cache) and the learner's input."""
+        """Buffer prediction rows, except for the events in ``written`` (their rows exist already); return the
+        latest scores (for the Redis cache) and the learner's input."""
         out = Scored()
         if not applied:
             return out
@@ -62,7 +67,7 @@ class Scorer:
         users = list(dict.fromkeys(ev.user_id for ev in applied))
         X = np.array([[f[n] for n in FEATURE_NAMES] for f in (features(states[u], states[u].last_ms) for u in users)])
         scored_at = int(time.time() * 1000)  # DateTime64(3) columns take epoch milliseconds as they are
-        heads = [(ev.event_id, ev.user_id, ev.ts_ms, scored_at) for ev in applied]
+        heads = [(ev.event_id, ev.user_id, ev.ts_ms, scored_at) for ev in applied if ev.event_id not in written]
         cache: dict[str, dict[str, bytes]] = {u: {} for u in users}
         for task in TASKS:
             models: list[tuple[str, str, str, list[float]]] = []  # (kind, name, version, scores)

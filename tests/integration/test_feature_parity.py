@@ -10,8 +10,7 @@ from collections import Counter
 
 import pytest
 import redis
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 
 from features import offline
 from features.compute import FEATURE_NAMES, features
@@ -20,14 +19,15 @@ from infra import clickhouse_db
 from streams.generator import MALFORMED_KINDS, TOPIC_OF, arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
-from tests.integration.endstate import read_dlq
+from tests.integration.endstate import expected_dead_letters, read_dlq
+from tests.integration.support import reset_group_to_earliest
 
 KIND_OF = {v: k for k, v in TOPIC_OF.items()}
 USERS, DAYS, SEED = 2300, 90, 11
 
 
 @pytest.fixture(scope="module")
-def streamed(stack: StackHandle) -> dict:
+def streamed(module_stack: StackHandle) -> dict:
     prefix = f"par{int(time.time()) % 100000}"
     users = make_users(USERS, DAYS, SEED, prefix=prefix, activity=0.5)  # about 120k events
     events = simulate(users, DAYS, SEED)
@@ -35,10 +35,12 @@ def streamed(stack: StackHandle) -> dict:
     records = arrivals(events, SEED, out_of_order=0.1, duplicates=0.01, malformed=0.01, now_ms=produced_at)
     assert len(events) >= 50_000 and len({e["user_id"] for e in events}) >= 2000
     assert (events[-1]["ts"] - events[0]["ts"]) >= 89 * 86_400_000
-    produce_records(stack.settings, records)
-    with stack.worker() as worker:
-        stack.wait_consumed(worker=worker)
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5).read().decode()
+    produce_records(module_stack.settings, records)
+    with module_stack.worker() as worker:
+        module_stack.wait_consumed(worker=worker)
+        metrics = (
+            urllib.request.urlopen(f"http://127.0.0.1:{module_stack.metrics_port}/metrics", timeout=5).read().decode()
+        )
         assert worker.running(), "the worker must survive malformed input"
     accepted = offline.accept((KIND_OF[r.topic], r.value, produced_at) for r in records)
     return {
@@ -48,21 +50,8 @@ def streamed(stack: StackHandle) -> dict:
         "records": records,
         "accepted": accepted,
         "metrics": metrics,
+        "produced_at": produced_at,
     }
-
-
-def reset_group_to_earliest(stack: StackHandle) -> None:
-    """Delete the worker's consumer group (no worker runs), so the next worker starts from the earliest offsets."""
-    admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap})  # keep a reference: futures need it
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            admin.delete_consumer_groups([stack.settings.app_id], request_timeout=10)[stack.settings.app_id].result(20)
-            return
-        except KafkaException:  # GROUP_NOT_EMPTY until the stopped member's session ends
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
 
 
 def redis_states(stack: StackHandle, user_ids: list[str]) -> dict[str, bytes]:
@@ -76,10 +65,10 @@ def assert_close(got: dict[str, float], want: dict[str, float], user: str) -> No
         assert math.isclose(got[name], want[name], rel_tol=0, abs_tol=1e-9), (user, name, got[name], want[name])
 
 
-def test_redis_features_equal_offline_builder(stack: StackHandle, streamed: dict) -> None:
+def test_redis_features_equal_offline_builder(module_stack: StackHandle, streamed: dict) -> None:
     accepted = streamed["accepted"]
     as_of = offline.latest(accepted)
-    states = redis_states(stack, [u.user_id for u in streamed["users"]])
+    states = redis_states(module_stack, [u.user_id for u in streamed["users"]])
     assert set(states) == set(as_of) and len(states) >= 2000
     expected = dict(zip(as_of, offline.build(accepted, as_of.items()), strict=True))
     for user, blob in states.items():
@@ -88,31 +77,48 @@ def test_redis_features_equal_offline_builder(stack: StackHandle, streamed: dict
         assert_close(features(state, state.last_ms), expected[user], user)
 
 
-def test_clickhouse_events_table_rebuilds_the_same_features(stack: StackHandle, streamed: dict) -> None:
+def test_clickhouse_events_table_rebuilds_the_same_features(module_stack: StackHandle, streamed: dict) -> None:
     users = [u.user_id for u in streamed["users"]]
-    client = clickhouse_db.connect(stack.settings.clickhouse_dsn)
+    client = clickhouse_db.connect(module_stack.settings.clickhouse_dsn)
     try:
         from_bronze = offline.read_clickhouse(client, users)
     finally:
         client.close()
     accepted = streamed["accepted"]
-    assert {u: [e.event_id for e in v] for u, v in from_bronze.items()} == {
-        u: [e.event_id for e in v] for u, v in accepted.items()
-    } or sum(map(len, from_bronze.values())) == sum(map(len, accepted.values()))
-    states = redis_states(stack, users)
+    # the same events per user (multisets: an event read twice would count twice)
+    assert {u: Counter(e.event_id for e in v) for u, v in from_bronze.items()} == {
+        u: Counter(e.event_id for e in v) for u, v in accepted.items()
+    }
+    # and the table holds each of them once, raw (no FINAL; merges are stopped on the test stack)
+    client = clickhouse_db.connect(module_stack.settings.clickhouse_dsn)
+    try:
+        raw = Counter(
+            r[0]
+            for r in client.query(
+                "SELECT event_id FROM events WHERE startsWith(user_id, {p:String})",
+                parameters={"p": streamed["prefix"]},
+            ).result_rows
+        )
+    finally:
+        client.close()
+    assert raw == Counter(e.event_id for v in accepted.values() for e in v)
+    states = redis_states(module_stack, users)
     as_of = offline.latest(from_bronze)
     for user, f in zip(as_of, offline.build(from_bronze, as_of.items()), strict=True):
         state = decode_state(states[user])
         assert_close(features(state, state.last_ms), f, user)
 
 
-def test_every_malformed_kind_is_in_the_dlq_with_reason_offset_and_bytes(stack: StackHandle, streamed: dict) -> None:
-    s = stack.settings
+def test_every_malformed_kind_is_in_the_dlq_with_reason_offset_and_bytes(
+    module_stack: StackHandle, streamed: dict
+) -> None:
+    s = module_stack.settings
     dead = read_dlq(s, streamed["prefix"])
-    expected = Counter(r.malformed for r in streamed["records"] if r.malformed)
-    got = Counter(h["reason"] for h, _ in dead)
-    for kind in MALFORMED_KINDS:
-        assert got[kind] >= expected[kind] > 0, (kind, got, expected)
+    expected = expected_dead_letters(streamed["records"], streamed["produced_at"])
+    assert all(expected[kind] > 0 for kind in MALFORMED_KINDS), expected
+    assert Counter(h["reason"] for h, _ in dead) == expected  # each record once, with its reason
+    coordinates = Counter((h["source_topic"], h["source_partition"], h["source_offset"]) for h, _ in dead)
+    assert max(coordinates.values()) == 1
     # the source coordinates point at the very record, whose bytes the DLQ carries unchanged
     source = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "dlq-source", "enable.auto.commit": False})
     for h, value in dead[:: max(1, len(dead) // 40)]:
@@ -126,22 +132,23 @@ def test_every_malformed_kind_is_in_the_dlq_with_reason_offset_and_bytes(stack: 
         assert f'churnstream_dlq_total{{reason="{kind}"}}' in streamed["metrics"]
 
 
-def test_replay_from_earliest_changes_no_feature(stack: StackHandle, streamed: dict) -> None:
-    s = stack.settings
+def test_replay_from_earliest_changes_no_feature(module_stack: StackHandle, streamed: dict) -> None:
+    s = module_stack.settings
     users = [u.user_id for u in streamed["users"]]
-    before = redis_states(stack, users)
+    before = redis_states(module_stack, users)
+    raw_count = "SELECT count() FROM events WHERE startsWith(user_id, {p:String})"  # raw: a replayed row counts
     client = clickhouse_db.connect(s.clickhouse_dsn)
     try:
-        rows_before = client.query("SELECT count() FROM events FINAL").result_rows[0][0]
+        rows_before = client.query(raw_count, parameters={"p": streamed["prefix"]}).result_rows[0][0]
     finally:
         client.close()
-    reset_group_to_earliest(stack)
-    with stack.worker() as worker:
+    reset_group_to_earliest(module_stack)
+    with module_stack.worker() as worker:
         time.sleep(5)
-        stack.wait_consumed(worker=worker)
-    assert redis_states(stack, users) == before
+        module_stack.wait_consumed(worker=worker)
+    assert redis_states(module_stack, users) == before
     client = clickhouse_db.connect(s.clickhouse_dsn)
     try:
-        assert client.query("SELECT count() FROM events FINAL").result_rows[0][0] == rows_before
+        assert client.query(raw_count, parameters={"p": streamed["prefix"]}).result_rows[0][0] == rows_before
     finally:
         client.close()

@@ -14,8 +14,8 @@ from tests.conftest import StackHandle
 N = 10_000
 
 
-def test_every_message_counted_once_in_redis_and_clickhouse(stack: StackHandle) -> None:
-    s = stack.settings
+def test_every_message_counted_once_in_redis_and_clickhouse(module_stack: StackHandle) -> None:
+    s = module_stack.settings
     run = uuid.uuid4().hex[:8]
     users = [f"{run}-u{i}" for i in range(500)]
     produce_events(
@@ -31,8 +31,8 @@ def test_every_message_counted_once_in_redis_and_clickhouse(stack: StackHandle) 
             for i in range(N)
         ),
     )
-    with stack.worker():
-        stack.wait_consumed()
+    with module_stack.worker():
+        module_stack.wait_consumed()
     r = redis.Redis.from_url(s.redis_url)
     states = [decode_state(b) for b in r.mget([state_key(u) for u in users])]
     assert sum(st.life[PAGE_VIEWS] for st in states) == N
@@ -41,7 +41,7 @@ def test_every_message_counted_once_in_redis_and_clickhouse(stack: StackHandle) 
     client = clickhouse_db.connect(s.clickhouse_dsn)
     try:
         rows, partitions = client.query(
-            "SELECT count(), uniqExact(partition) FROM events FINAL WHERE startsWith(event_id, {run:String})",
+            "SELECT count(), uniqExact(partition) FROM events WHERE startsWith(event_id, {run:String})",
             parameters={"run": run},
         ).result_rows[0]
     finally:

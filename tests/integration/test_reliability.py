@@ -31,19 +31,22 @@ from tests.integration.endstate import (
     processed,
     processed_at,
     readyz,
+    stop_merges,
     wait_progress,
 )
-from tests.integration.test_scoring import promote_new
+from tests.integration.support import promote_new
 
 pytestmark = pytest.mark.slow
 OUTAGE_S = 30
 RECOVERY_S = 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def champion(stack: StackHandle) -> None:
-    """Both tasks score with a champion and the online model, so every event gets four prediction rows."""
-    promote_new(Registry(stack.settings.dir("models")), "logreg", 7)
+def own(stack: StackHandle, name: str) -> StackHandle:
+    """The session's services with topics, group, registry and Redis database of this test's own, and a champion
+    for both tasks: with the online model, every event gets four prediction rows."""
+    isolated = stack.isolated(name)
+    promote_new(Registry(isolated.settings.registry_dir()), "logreg", 7)
+    return isolated
 
 
 def run_with_api(stack: StackHandle, name: str) -> tuple[ManagedProcess, int]:
@@ -66,7 +69,7 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 
 
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
-    stack = stack.isolated("crash")  # own topics and group
+    stack = own(stack, "crash")
     wl = Workload.generate("crash", users=4000, days=90, seed=21)
     assert wl.events >= 200_000
     rng = random.Random(5)
@@ -115,7 +118,7 @@ def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
     """Catching up on a backlog, the small topics run ahead in event time and wait in the aligner. Nothing may
     be lost or reordered: the worker once paused partitions that ran ahead, and faust dropped records fetched
     before the pause, then skipped their offsets as a gap (12,792 records lost in a 1M-record run)."""
-    stack = stack.isolated("backlog")  # own topics and group
+    stack = own(stack, "backlog")
     wl = Workload.generate("backlog", users=1500, days=90, seed=26)
     wl.stream(stack.settings, rate=0)
     wl.join()
@@ -125,7 +128,7 @@ def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
 
 
 def test_redis_down_for_30s(stack: StackHandle) -> None:
-    stack = stack.isolated("redis")  # own topics and group
+    stack = own(stack, "redis")
     wl = Workload.generate("redis", users=1500, days=60, seed=22)
 
     def start() -> None:
@@ -172,7 +175,7 @@ def rss_mb(pid: int) -> float:
 
 
 def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHandle, read_only: list[Path]) -> None:
-    stack = stack.isolated("chfail")  # own topics and group
+    stack = own(stack, "chfail")
     wl = Workload.generate("chfail", users=3000, days=60, seed=23)
     proc, port = run_with_api(stack, "clickhouse-outage")
     pid = proc.pid()
@@ -217,7 +220,7 @@ def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHan
 
 
 def test_kafka_broker_restart(stack: StackHandle) -> None:
-    stack = stack.isolated("kafka")  # own topics and group
+    stack = own(stack, "kafka")
     wl = Workload.generate("kafka", users=1500, days=60, seed=24)
 
     def start() -> None:
@@ -231,11 +234,12 @@ def test_kafka_broker_restart(stack: StackHandle) -> None:
 
 
 def test_a_second_worker_joins_and_leaves(stack: StackHandle) -> None:
-    stack = stack.isolated("rebalance")  # own topics and group
+    stack = own(stack, "rebalance")
     wl = Workload.generate("rebal", users=2000, days=60, seed=25)
     # embedded chDB allows one process per data path: the second worker writes to its own (with the schema)
-    # embedded chDB allows one process per data path: the second worker writes to its own (with the schema)
     second_dsn = infra_stack.clickhouse_beside(stack.settings, "rebalance-b")
+    if second_dsn != stack.settings.clickhouse_dsn:
+        stop_merges(second_dsn)
     with stack.worker("rebalance-a") as first:
         wl.stream(stack.settings, rate=1200)
         wait_progress(stack)
@@ -254,4 +258,6 @@ def test_a_second_worker_joins_and_leaves(stack: StackHandle) -> None:
         wl.join()
         stack.wait_consumed(timeout=600, worker=first)
     others = (second_dsn,) if second_dsn != stack.settings.clickhouse_dsn else ()
-    assert_exact_end_state(stack, wl, clickhouse_dsns=others)
+    # a batch the old owner finishes for a partition revoked meanwhile may write rows the new owner writes too
+    # (docs/reliability.md, "When a duplicate row can still occur"): exact after dedup, raw count reported
+    assert_exact_end_state(stack, wl, clickhouse_dsns=others, raw_exact=False)

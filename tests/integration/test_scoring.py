@@ -6,33 +6,16 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import orjson
 import redis
 
-from features.compute import FEATURE_NAMES
 from features.state import score_key
 from infra import clickhouse_db
-from models.pretrained import create
-from models.registry import ModelRef, Registry
+from models.registry import Registry
 from streams.generator import arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
-from tests.integration.test_feature_parity import reset_group_to_earliest
-
-
-def fit(name: str, seed: int) -> object:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(400, len(FEATURE_NAMES)))
-    return create(name, seed).fit(X, (X[:, 0] > 0).astype(np.int8))
-
-
-def promote_new(registry: Registry, name: str, seed: int) -> dict[str, ModelRef]:
-    refs = {}
-    for task in ("churn", "purchase"):
-        refs[task] = registry.save(task, fit(name, seed), {"metrics": {"roc_auc": 0.5}})  # type: ignore[arg-type]
-        registry.promote(refs[task])
-    return refs
+from tests.integration.support import fit, promote_new, reset_group_to_earliest
 
 
 def produce_batch(stack: StackHandle, prefix: str, seed: int) -> None:
@@ -45,9 +28,10 @@ def predictions(stack: StackHandle, prefix: str) -> list[tuple]:
     client = clickhouse_db.connect(stack.settings.clickhouse_dsn)
     try:
         return client.query(
+            # raw rows (no FINAL; merges are stopped on the test stack): a row written twice is counted twice
             "SELECT task, model_kind, model, model_version, count(), uniqExact(event_id), "
-            "  (SELECT count() FROM events FINAL WHERE startsWith(user_id, {p:String})) "
-            "FROM predictions FINAL WHERE startsWith(user_id, {p:String}) "
+            "  (SELECT count() FROM events WHERE startsWith(user_id, {p:String})) "
+            "FROM predictions WHERE startsWith(user_id, {p:String}) "
             "GROUP BY task, model_kind, model, model_version ORDER BY task, model",
             parameters={"p": prefix},
         ).result_rows
@@ -55,15 +39,15 @@ def predictions(stack: StackHandle, prefix: str) -> list[tuple]:
         client.close()
 
 
-def test_scoring_hot_reload_refusal_and_replay(stack: StackHandle) -> None:
+def test_scoring_hot_reload_refusal_and_replay(module_stack: StackHandle) -> None:
     # embedded chDB: one process per data path, so ClickHouse is read only while no worker runs
-    registry = Registry(stack.settings.dir("models"))
+    registry = Registry(module_stack.settings.registry_dir())
     first = promote_new(registry, "logreg", 1)
     run = f"sc{int(time.time()) % 100000}"
-    with stack.worker() as worker:
-        produce_batch(stack, f"{run}a-", 1)
-        stack.wait_consumed(worker=worker)
-    rows = predictions(stack, f"{run}a-")
+    with module_stack.worker() as worker:
+        produce_batch(module_stack, f"{run}a-", 1)
+        module_stack.wait_consumed(worker=worker)
+    rows = predictions(module_stack, f"{run}a-")
     # every applied event has exactly one row per (task, model kind): the champion and the online model
     assert {(r[0], r[1], r[2], r[3]) for r in rows if r[1] == "pretrained"} == {
         ("churn", "pretrained", "logreg", first["churn"].version),
@@ -76,32 +60,34 @@ def test_scoring_hot_reload_refusal_and_replay(stack: StackHandle) -> None:
     assert set(per_kind) == {(t, k) for t in ("churn", "purchase") for k in ("pretrained", "online")}
     assert all(n == n_events > 0 for n, n_events in per_kind.values())
 
-    with stack.worker() as worker:
+    with module_stack.worker() as worker:
         time.sleep(3)
         # promote a new champion while the worker runs: later rows carry the new version
         second = promote_new(registry, "xgboost", 2)
-        time.sleep(stack.settings.model_reload_s + 1)
-        produce_batch(stack, f"{run}b-", 2)
-        stack.wait_consumed(worker=worker)
+        time.sleep(module_stack.settings.model_reload_s + 1)
+        produce_batch(module_stack, f"{run}b-", 2)
+        module_stack.wait_consumed(worker=worker)
 
         # a tampered champion is refused; the running one keeps scoring
         bad = registry.save("churn", fit("logreg", 3), {"metrics": {"roc_auc": 0.5}})  # type: ignore[arg-type]
         artifact = registry.root / "churn" / "logreg" / bad.version / "model.skops"
         artifact.write_bytes(artifact.read_bytes()[:-10] + b"tampered!!")
         (registry.root / "churn" / "champion.json").write_text(json.dumps({"model": "logreg", "version": bad.version}))
-        time.sleep(stack.settings.model_reload_s + 1)
-        produce_batch(stack, f"{run}c-", 3)
-        stack.wait_consumed(worker=worker)
+        time.sleep(module_stack.settings.model_reload_s + 1)
+        produce_batch(module_stack, f"{run}c-", 3)
+        module_stack.wait_consumed(worker=worker)
         assert worker.running()
-    assert "checksum mismatch" in stack.worker_log()
-    assert {(r[0], r[2], r[3]) for r in predictions(stack, f"{run}b-") if r[1] == "pretrained"} == {
+    assert "checksum mismatch" in module_stack.worker_log()
+    assert {(r[0], r[2], r[3]) for r in predictions(module_stack, f"{run}b-") if r[1] == "pretrained"} == {
         ("churn", "xgboost", second["churn"].version),
         ("purchase", "xgboost", second["purchase"].version),
     }
-    assert ("churn", "xgboost", second["churn"].version) in {(r[0], r[2], r[3]) for r in predictions(stack, f"{run}c-")}
+    assert ("churn", "xgboost", second["churn"].version) in {
+        (r[0], r[2], r[3]) for r in predictions(module_stack, f"{run}c-")
+    }
 
     # latest scores are cached in Redis for the API
-    r = redis.Redis.from_url(stack.settings.redis_url)
+    r = redis.Redis.from_url(module_stack.settings.redis_url)
     keys = r.keys(score_key(f"{run}c-")[:-1] + "*")
     assert keys
     cached = r.hgetall(keys[0])
@@ -109,10 +95,9 @@ def test_scoring_hot_reload_refusal_and_replay(stack: StackHandle) -> None:
     assert 0.0 <= orjson.loads(cached[b"purchase:pretrained"])["score"] <= 1.0
 
     # replaying the topics adds no prediction rows
-    before = {p: predictions(stack, p) for p in (f"{run}a-", f"{run}b-", f"{run}c-")}
-    reset_group_to_earliest(stack)
-    with stack.worker() as worker:
+    before = {p: predictions(module_stack, p) for p in (f"{run}a-", f"{run}b-", f"{run}c-")}
+    reset_group_to_earliest(module_stack)
+    with module_stack.worker() as worker:
         time.sleep(5)
-        stack.wait_consumed(worker=worker)
-    assert {p: predictions(stack, p) for p in before} == before
-    registry.promote(first["churn"])  # leave a sound champion for later tests
+        module_stack.wait_consumed(worker=worker)
+    assert {p: predictions(module_stack, p) for p in before} == before

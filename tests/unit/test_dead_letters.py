@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from streams.dlq import KafkaDeadLetters, MemoryLedger, Source
+from streams.dlq import KafkaDeadLetters
+from streams.ledger import MemoryLedger, Source
 from streams.records import RawRecord
 
 

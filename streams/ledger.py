@@ -1,0 +1,69 @@
+"""Per source partition marks: an offset, and when it was recorded, kept in Redis beside the state.
+
+The dead-letter sink records how far every dead letter was delivered (``cs:dlq:{topic}``); the ClickHouse
+recovery guard records how far rows may have been written (``cs:ch:{topic}``).
+
+>>> import asyncio
+>>> ledger = MemoryLedger()
+>>> asyncio.run(ledger.save({("page_views", 0): 41}))
+>>> asyncio.run(ledger.load([("page_views", 0), ("page_views", 1)]))[("page_views", 0)][0]
+41
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+Source = tuple[str, int]  # (topic, partition) of a source record
+
+
+class Ledger(Protocol):
+    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
+        """(offset, unix ms) of each source partition's mark, for those that have one."""
+        ...
+
+    async def save(self, marks: Mapping[Source, int]) -> None: ...
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.marks: dict[Source, tuple[int, int]] = {}
+
+    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
+        return {s: self.marks[s] for s in sources if s in self.marks}
+
+    async def save(self, marks: Mapping[Source, int]) -> None:
+        now = int(time.time() * 1000)
+        self.marks.update({s: (max(o, self.marks.get(s, (-1, 0))[0]), now) for s, o in marks.items()})
+
+
+class RedisLedger:
+    """One hash per source topic (``<prefix>:{topic}``, field = partition, value = ``offset:unix_ms``).
+
+    The topic is the hash tag, so each hash lives in one Redis Cluster slot.
+    """
+
+    def __init__(self, client: Any, prefix: str = "cs:dlq") -> None:
+        self.redis, self.prefix = client, prefix
+
+    async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
+        sources = list(sources)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topic, partition in sources:
+                pipe.hget(f"{self.prefix}:{{{topic}}}", str(partition))
+            values = await pipe.execute()
+        out = {}
+        for source, value in zip(sources, values, strict=True):
+            if value is not None:
+                offset, at_ms = value.split(b":")
+                out[source] = (int(offset), int(at_ms))
+        return out
+
+    async def save(self, marks: Mapping[Source, int]) -> None:
+        now = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (topic, partition), offset in marks.items():
+                pipe.hset(f"{self.prefix}:{{{topic}}}", str(partition), f"{offset}:{now}")
+            await pipe.execute()
