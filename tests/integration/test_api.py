@@ -110,11 +110,11 @@ def test_auth_401_403_and_revocation(api: Api) -> None:
     assert api.post("/v1/events", "read", json=api.events[0]).status_code == 403
     assert api.post("/v1/models/churn/champion", "write", json={"model": "logreg"}).status_code == 403
     assert api.get(f"/v1/users/{user}/scores", scope="admin").status_code == 200  # admin implies read
-    doomed = new_key(api.module_stack, "read")
+    doomed = new_key(api.stack, "read")
     assert api.client.get("/v1/models", headers={"X-API-Key": doomed}).status_code == 200
-    api.module_stack.cli("keys", "revoke", doomed)
+    api.stack.cli("keys", "revoke", doomed)
     assert api.client.get("/v1/models", headers={"X-API-Key": doomed}).status_code == 401
-    listed = api.module_stack.cli("keys", "list").stdout
+    listed = api.stack.cli("keys", "list").stdout
     assert "test-admin" in listed and doomed.split("_")[2] not in listed  # ids and names, never secrets
 
 
@@ -145,7 +145,7 @@ def test_404_and_422_name_the_field(api: Api) -> None:
 
 def test_on_demand_scoring_with_model_choice_and_cost(api: Api) -> None:
     user = api.users[1]
-    prices = api.module_stack.settings.api_prices
+    prices = api.stack.settings.api_prices
     for model in (*MODEL_NAMES, "online", None):
         r = api.post("/v1/score", json={"user_id": user} | ({"model": model} if model else {}))
         assert r.status_code == 200, r.text
