@@ -286,7 +286,7 @@ def train(
             simulated = generator.make_users(users, days, seed)
             history = generator.simulate(simulated, days, seed)
             accepted = offline.accept((e["type"], orjson.dumps(e)) for e in history)
-            by_id = {u.user_id: u for u in simulated}
+            truth = oracle.Oracle(simulated, history, end_ms=generator.DEFAULT_START_MS + days * 86_400_000)
             source = f"{len(history):,} simulated events of {users:,} users over {days} days (seed {seed})."
         else:
             reader = offline.read_csv if events.suffix == ".csv" else offline.read_jsonl
@@ -296,7 +296,7 @@ def train(
             if events is None:
 
                 def oracle_fn(us: list[str], ts: list[int], task: str = task) -> np.ndarray:
-                    return np.array([oracle.probability(task, by_id[u], t) for u, t in zip(us, ts, strict=True)])
+                    return truth.scores(task, us, ts)
 
             reports[task] = train_task(
                 accepted,
