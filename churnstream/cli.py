@@ -259,7 +259,7 @@ def train(
     days: int = typer.Option(365, help="days of simulated history"),
     seed: int = typer.Option(0, help="random seed"),
     events: Path | None = typer.Option(None, help="train on this JSONL/CSV history instead of a simulation"),
-    per_user: int = typer.Option(12, help="as_of points sampled per user and split"),
+    per_user: int = typer.Option(12, help="rows per training user, about (4x per validation and test user)"),
     report: bool = typer.Option(True, help="write docs/models.md and docs/models.json"),
     progressive_users: int = typer.Option(
         2000, help="users of the separate stream for progressive validation of the online models (0 = skip)"
