@@ -259,7 +259,7 @@ def train(
     days: int = typer.Option(365, help="days of simulated history"),
     seed: int = typer.Option(0, help="random seed"),
     events: Path | None = typer.Option(None, help="train on this JSONL/CSV history instead of a simulation"),
-    per_user: int = typer.Option(12, help="as_of points sampled per user and split"),
+    per_user: int = typer.Option(12, help="rows per training user, about (4x per validation and test user)"),
     report: bool = typer.Option(True, help="write docs/models.md and docs/models.json"),
     progressive_users: int = typer.Option(
         2000, help="users of the separate stream for progressive validation of the online models (0 = skip)"
@@ -286,7 +286,7 @@ def train(
             simulated = generator.make_users(users, days, seed)
             history = generator.simulate(simulated, days, seed)
             accepted = offline.accept((e["type"], orjson.dumps(e)) for e in history)
-            by_id = {u.user_id: u for u in simulated}
+            truth = oracle.Oracle(simulated, history, end_ms=generator.DEFAULT_START_MS + days * 86_400_000)
             source = f"{len(history):,} simulated events of {users:,} users over {days} days (seed {seed})."
         else:
             reader = offline.read_csv if events.suffix == ".csv" else offline.read_jsonl
@@ -296,7 +296,7 @@ def train(
             if events is None:
 
                 def oracle_fn(us: list[str], ts: list[int], task: str = task) -> np.ndarray:
-                    return np.array([oracle.probability(task, by_id[u], t) for u, t in zip(us, ts, strict=True)])
+                    return truth.scores(task, us, ts)
 
             reports[task] = train_task(
                 accepted,

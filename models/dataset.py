@@ -1,16 +1,23 @@
-"""Point-in-time training sets: features as of sampled events, labels only from after as_of.
+"""Point-in-time data sets: features as of sampled events, labels only from after as_of.
 
-Rows are sampled at event times, because the stream scores users right after their events, and each row's
-features come from :func:`features.offline.state_at`, i.e. the same fold and the same feature function as
-the stream. The split is by time, with one horizon between the last training as_of and the first test as_of,
-so no training label looks into the test period.
+Rows are taken at event times, because the stream scores users right after their events, and each row's
+features come from the same fold and the same feature function as the stream. Users are split by a hash of
+their id into training (half), validation and test (a quarter each), so no user is in two sets; the champion is
+picked on validation and judged on test. All three use the as_of points from the first week's end to the last
+day whose labels are complete (the generator is stationary; a time split as well would cost most of the
+evaluation users, and with them the precision of every test figure).
+
+Which events become rows depends only on a random draw per event, never on what follows it: each event is a
+row with one fixed probability per split. Choosing, say, 12 of each user's events instead would favour the
+events of users with few events after them, i.e. of users about to leave, and the rows' labels would no longer
+follow P(label | history): the oracle (``models/oracle.py``) was miscalibrated on such rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +26,8 @@ from features.compute import FEATURE_NAMES, features
 from features.offline import Accepted
 from features.state import DAY_MS, UserState, apply
 from models.tasks import TASKS, label
+
+EVAL_ROWS_FACTOR = 4  # validation and test take this many times the training rows per user
 
 
 @dataclass
@@ -33,56 +42,82 @@ class Split:
 class TrainingSet:
     task: str
     train: Split
+    validation: Split
     test: Split
     window: dict[str, int]
     fingerprint: str
 
 
-def _rows(accepted: Accepted, lo_ms: int, hi_ms: int, per_user: int, seed: int) -> Iterator[tuple[str, int, dict]]:
-    """(user, as_of, features) at up to ``per_user`` sampled event times in [lo_ms, hi_ms] per user."""
-    rng = random.Random(seed)
-    for user in sorted(accepted):
+def user_split(user_id: str, seed: int = 0) -> str:
+    """``train`` (1/2), ``validation`` (1/4) or ``test`` (1/4), from a hash of the user id.
+
+    >>> [user_split(f"user-{i}") for i in range(6)]
+    ['train', 'test', 'test', 'train', 'train', 'train']
+    """
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{user_id}".encode()).digest()[:8], "big") / 2**64
+    return "train" if h < 0.5 else "validation" if h < 0.75 else "test"
+
+
+def _rows(
+    accepted: Accepted, users: Iterable[str], lo_ms: int, hi_ms: int, rate: float, seed: int
+) -> Iterator[tuple[str, int, dict]]:
+    """(user, as_of, features) at each event time in [lo_ms, hi_ms] kept by a draw of probability ``rate``."""
+    for user in sorted(users):
         events = accepted[user]
-        idx = [i for i, e in enumerate(events) if lo_ms <= e.ts_ms <= hi_ms]
-        if not idx:
-            continue
-        chosen = sorted(rng.sample(idx, min(per_user, len(idx))))
+        rng = random.Random(f"{seed}:{user}")
         state, j = UserState(), 0
-        for i in chosen:
+        for i, e in enumerate(events):
+            if not lo_ms <= e.ts_ms <= hi_ms or rng.random() >= rate:
+                continue
             while j <= i:
                 apply(state, events[j])
                 j += 1
             # all events at the same ms as the sampled one are part of "as of" too
-            while j < len(events) and events[j].ts_ms == events[i].ts_ms:
+            while j < len(events) and events[j].ts_ms == e.ts_ms:
                 apply(state, events[j])
                 j += 1
-            yield user, events[i].ts_ms, features(state, events[i].ts_ms)
+            yield user, e.ts_ms, features(state, e.ts_ms)
 
 
-def build(accepted: Accepted, task: str, per_user: int = 6, seed: int = 0) -> TrainingSet:
-    """Train on as_of in [first day + 7, test start - horizon]; test on the last 30 days that still have labels."""
-    horizon = TASKS[task].horizon_days * DAY_MS
+def _rate(accepted: Accepted, users: list[str], lo: int, hi: int, per_user: float) -> float:
+    """One row probability for all ``users``: about ``per_user`` rows per user with events in [lo, hi].
+
+    It comes from the count of all their events in the window, so no single user's future moves it by more than
+    that user's share of the events.
+    """
+    counts = [sum(lo <= e.ts_ms <= hi for e in accepted[u]) for u in users]
+    return min(1.0, per_user * sum(n > 0 for n in counts) / max(1, sum(counts)))
+
+
+def build(accepted: Accepted, task: str, per_user: int = 12, seed: int = 0) -> TrainingSet:
+    """Rows at as_of in [first day + 7, last day - 60 days] (the same for both tasks): about ``per_user`` per
+    training user, ``EVAL_ROWS_FACTOR`` times as many per validation and test user."""
     first = min(e.ts_ms for evs in accepted.values() for e in evs)
     last = max(e.ts_ms for evs in accepted.values() for e in evs)
-    label_end = last - TASKS["churn"].horizon_days * DAY_MS  # the same test window for both tasks
-    test_lo = label_end - 30 * DAY_MS
-    train_lo, train_hi = first + 7 * DAY_MS, test_lo - horizon
-    if train_hi <= train_lo:
-        raise ValueError("not enough history for a time split with a gap of one horizon: generate more days")
+    lo, hi = first + 7 * DAY_MS, last - TASKS["churn"].horizon_days * DAY_MS
+    if hi <= lo:
+        raise ValueError("not enough history: the labels need 60 days after the first week; generate more days")
+    group: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    for user in accepted:
+        group[user_split(user, seed)].append(user)
     ts_cache = {u: [e.ts_ms for e in evs] for u, evs in accepted.items()}
 
-    def split(lo: int, hi: int, s: int) -> Split:
-        users, as_of, X, y = [], [], [], []
-        for user, t, f in _rows(accepted, lo, hi, per_user, s):
-            users.append(user)
+    def split(users: list[str], rows_per_user: float, s: int) -> Split:
+        rate = _rate(accepted, users, lo, hi, rows_per_user)
+        out_users, as_of, X, y = [], [], [], []
+        for user, t, f in _rows(accepted, users, lo, hi, rate, s):
+            out_users.append(user)
             as_of.append(t)
             X.append([f[n] for n in FEATURE_NAMES])
             y.append(label(task, accepted[user], t, ts_cache[user]))
-        return Split(np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int8), users, as_of)
+        X_arr = np.asarray(X, dtype=np.float64).reshape(len(X), len(FEATURE_NAMES))
+        return Split(X_arr, np.asarray(y, dtype=np.int8), out_users, as_of)
 
-    train, test = split(train_lo, train_hi, seed), split(test_lo, label_end, seed + 1)
+    train = split(group["train"], per_user, seed)
+    validation = split(group["validation"], per_user * EVAL_ROWS_FACTOR, seed + 1)
+    test = split(group["test"], per_user * EVAL_ROWS_FACTOR, seed + 2)
     digest = hashlib.sha256()
-    for arr in (train.X, train.y, test.X, test.y):
+    for arr in (train.X, train.y, validation.X, validation.y, test.X, test.y):
         digest.update(np.ascontiguousarray(arr).tobytes())
-    window = {"train_from_ms": train_lo, "train_to_ms": train_hi, "test_from_ms": test_lo, "test_to_ms": label_end}
-    return TrainingSet(task, train, test, window, digest.hexdigest()[:16])
+    window = {"from_ms": lo, "to_ms": hi}
+    return TrainingSet(task, train, validation, test, window, digest.hexdigest()[:16])

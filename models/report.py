@@ -1,14 +1,171 @@
-"""docs/models.md and docs/models.json from training reports."""
+"""docs/models.md and docs/models.json from a recorded training run.
+
+The JSON carries the run record (commit, command, date, machine, data) and the figures. In the Markdown only
+the text between ``<!-- models:results -->`` and ``<!-- /models:results -->`` is generated; the prose around it
+is kept, so a rerun replaces the figures and nothing else.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from models.tasks import TASKS
-
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+START, END = "<!-- models:results -->", "<!-- /models:results -->"
+
+
+def run_record(command: str, data_note: str) -> dict[str, Any]:
+    """What produced the figures: commit (``-dirty`` with uncommitted changes), command, UTC time, machine."""
+    from bench.report import machine
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "-dirty"
+    return {
+        "commit": commit,
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {**machine(), "python": platform.python_version()},
+        "data": data_note,
+    }
+
+
+def _ci(m: dict[str, Any], metric: str = "roc_auc") -> list[float]:
+    c = m["ci"][metric]
+    return [round(c["low"], 4), round(c["high"], 4)]
+
+
+def _difference(d: dict[str, Any]) -> dict[str, Any]:
+    auc = d["roc_auc"]
+    return {
+        "roc_auc": round(auc["value"], 4),
+        "ci": [round(auc["low"], 4), round(auc["high"], 4)],
+        "within_noise": bool(auc["within_noise"]),
+    }
+
+
+def summary(
+    reports: dict[str, dict[str, Any]], run: dict[str, Any], progressive: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The figures of docs/models.json: test ROC-AUC per model with its interval, validation ROC-AUC, the champion
+    (best on validation), paired differences, and the oracle's ROC-AUC and Brier score against the base rate."""
+    out: dict[str, Any] = {"run": run}
+    for task, r in reports.items():
+        pv = (progressive or {}).get(task)
+        champion, runner_up = r["champion"], r.get("runner_up")
+        rate = r["test_positive_rate"]
+        t: dict[str, Any] = {
+            "champion": champion,
+            "champion_auc": round(r["models"][champion]["roc_auc"], 4),
+            "models": {m: round(v["roc_auc"], 4) for m, v in r["models"].items()},
+            "models_ci": {m: _ci(v) for m, v in r["models"].items()},
+            "validation_auc": {m: round(v["validation_roc_auc"], 4) for m, v in r["models"].items()},
+            "rows": {s: r[f"{s}_rows"] for s in ("train", "validation", "test")},
+            "users": {s: r[f"{s}_users"] for s in ("train", "validation", "test")},
+            "test_positive_rate": round(rate, 5),
+            "base_rate_brier": round(rate * (1 - rate), 5),
+            "online_auc": round(pv["online"]["roc_auc"], 4) if pv else None,
+            "oracle_auc": round(r["oracle"]["roc_auc"], 4) if "oracle" in r else None,
+        }
+        if runner_up:
+            t["champion_minus_runner_up"] = {
+                "runner_up": runner_up,
+                **_difference(r["differences"][f"{champion} - {runner_up}"]),
+            }
+        if "oracle" in r:
+            t["oracle_auc_ci"] = _ci(r["oracle"])
+            t["oracle_brier"] = round(r["oracle"]["brier"], 5)
+            t["oracle_minus_champion"] = _difference(r["differences"][f"oracle - {champion}"])
+        if pv:
+            t["progressive_champion_auc"] = round(pv["champion"]["roc_auc"], 4)
+        out[task] = t
+    return out
+
+
+def _interval(m: dict[str, Any], metric: str, digits: int) -> str:
+    c = m["ci"][metric]
+    return f"{c['value']:.{digits}f} [{c['low']:.{digits}f}, {c['high']:.{digits}f}]"
+
+
+def results_markdown(
+    reports: dict[str, dict[str, Any]], run: dict[str, Any], progressive: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """The generated block of docs/models.md."""
+    resamples = next(iter(reports.values())).get("resamples", 0) if reports else 0
+    lines = [
+        f"Command: `{run['command']}` at commit `{run['commit'][:12]}`, {run['date']}, on "
+        f"{run['machine']['cores']} cores and {run['machine']['memory_gb']} GB (Python {run['machine']['python']}). "
+        f"{run['data']}",
+        "",
+        f"Test figures are on the test users only, with 95% intervals from {resamples} bootstrap resamples of those "
+        "users (seeded). The champion is the best ROC-AUC on the validation users.",
+        "",
+    ]
+    for task, r in reports.items():
+        champion, runner_up = r["champion"], r.get("runner_up")
+        rate = r["test_positive_rate"]
+        lines += [
+            f"### {task}",
+            "",
+            f"Rows (users): training {r['train_rows']:,} ({r['train_users']:,}), validation {r['validation_rows']:,} "
+            f"({r['validation_users']:,}), test {r['test_rows']:,} ({r['test_users']:,}). Test positive rate "
+            f"{rate:.4f}: a constant base rate scores Brier {rate * (1 - rate):.5f}. Champion: **{champion}**.",
+            "",
+            "| model | validation ROC-AUC | test ROC-AUC [95% CI] | test Brier [95% CI] | log loss | PR-AUC "
+            "| 1 row (us) | batch per row (us) | size (KB) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        if "oracle" in r:
+            o = r["oracle"]
+            lines.append(
+                f"| oracle (true probability) | - | {_interval(o, 'roc_auc', 4)} | {_interval(o, 'brier', 5)} "
+                f"| {o['log_loss']:.4f} | {o['pr_auc']:.4f} | - | - | - |"
+            )
+        for name, m in r["models"].items():
+            star = " (champion)" if name == champion else ""
+            lines.append(
+                f"| {name}{star} | {m['validation_roc_auc']:.4f} | {_interval(m, 'roc_auc', 4)} "
+                f"| {_interval(m, 'brier', 5)} | {m['log_loss']:.4f} | {m['pr_auc']:.4f} | {m['single_row_us']:.0f} "
+                f"| {m['batch_per_row_us']:.2f} | {m['size_bytes'] / 1024:.0f} |"
+            )
+        lines.append("")
+        if runner_up:
+            d = r["differences"][f"{champion} - {runner_up}"]["roc_auc"]
+            verdict = (
+                "**within the noise**: the interval contains 0, so this test does not tell them apart"
+                if d["within_noise"]
+                else "outside the noise"
+            )
+            lines.append(
+                f"- Champion {champion} minus runner-up {runner_up} (by validation), test ROC-AUC: "
+                f"{d['value']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}], {verdict}."
+            )
+        if "oracle" in r:
+            d = r["differences"][f"oracle - {champion}"]["roc_auc"]
+            lines.append(
+                f"- Oracle minus champion, test ROC-AUC: {d['value']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                + (" (within the noise)." if d["within_noise"] else ".")
+            )
+        pv = (progressive or {}).get(task)
+        if pv:
+            lines.append(
+                f"- Online (river), progressive validation over one pass of a separate simulated stream "
+                f"(`models/progressive.py`): on the {pv['labels']['n']:,.0f} labels resolved in the later half, "
+                f"ROC-AUC {pv['online']['roc_auc']:.4f} (log loss {pv['online']['log_loss']:.4f}, Brier "
+                f"{pv['online']['brier']:.4f}) against {pv['champion']['roc_auc']:.4f} for the champion on the "
+                "same snapshots."
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def write(
@@ -16,114 +173,18 @@ def write(
     command: str,
     data_note: str,
     progressive: dict[str, dict[str, Any]] | None = None,
-) -> None:
+    docs: Path = DOCS,
+) -> dict[str, Any]:
     """``progressive``: task -> later-half quality of the online model and the champion on the same labels."""
-    summary: dict[str, Any] = {}
-    for task, r in reports.items():
-        pv = (progressive or {}).get(task)
-        summary[task] = {
-            "oracle_auc": round(r["oracle"]["roc_auc"], 4) if "oracle" in r else None,
-            "champion": r["champion"],
-            "champion_auc": round(r["models"][r["champion"]]["roc_auc"], 4),
-            "online_auc": round(pv["online"]["roc_auc"], 4) if pv else None,
-            "models": {m: round(v["roc_auc"], 4) for m, v in r["models"].items()},
-        }
-        if pv:
-            summary[task]["progressive_champion_auc"] = round(pv["champion"]["roc_auc"], 4)
-    (DOCS / "models.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-
-    lines = [
-        "# Models",
-        "",
-        "## Tasks",
-        "",
-        "| task | label = 1 when | horizon |",
-        "|---|---|---|",
-        f"| `churn` | the user has **no event of any type** in (as_of, as_of + {TASKS['churn'].horizon_days} days] "
-        f"| {TASKS['churn'].horizon_days} days |",
-        f"| `purchase` | the user makes **at least one purchase** in (as_of, as_of + "
-        f"{TASKS['purchase'].horizon_days} days] | {TASKS['purchase'].horizon_days} days |",
-        "",
-        "Training rows are sampled at users' event times, because the stream scores right after an event. Their "
-        "features come from the offline builder, which uses the same fold and the same `features()` as the "
-        "stream. Labels use only events after as_of. The split is by time: the test as_of points are the last "
-        "30 days that still have full labels, and training as_of points end one horizon before the test "
-        "starts, so no training label overlaps the test period.",
-        "",
-        "The **oracle** scores each test row with the true probability computed from the generator's latent "
-        "parameters (engagement, churn hazard, purchase propensity, cart rate, weekday profile; see "
-        "`models/oracle.py`). No model can rank better, so its AUC is the ceiling.",
-        "",
-        "## Results",
-        "",
-        f"Command: `{command}`. {data_note}",
-        "",
-    ]
-    for task, r in reports.items():
-        lines += [
-            f"### {task}",
-            "",
-            f"{r['train_rows']:,} training rows (positive rate {r['train_positive_rate']:.3f}), "
-            f"{r['test_rows']:,} test rows (positive rate {r['test_positive_rate']:.3f}). "
-            f"Champion: **{r['champion']}**.",
-            "",
-            "| model | ROC-AUC | PR-AUC | log loss | Brier | precision top 10% | recall top 10% | 1 row (us) "
-            "| batch per row (us) | size (KB) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        if "oracle" in r:
-            o = r["oracle"]
-            lines.append(
-                f"| oracle (true probability) | {o['roc_auc']:.4f} | {o['pr_auc']:.4f} | {o['log_loss']:.4f} "
-                f"| {o['brier']:.4f} | {o['precision_top_decile']:.3f} | {o['recall_top_decile']:.3f} "
-                "| - | - | - |"
-            )
-        for name, m in r["models"].items():
-            star = " (champion)" if name == r["champion"] else ""
-            lines.append(
-                f"| {name}{star} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['log_loss']:.4f} | {m['brier']:.4f} "
-                f"| {m['precision_top_decile']:.3f} | {m['recall_top_decile']:.3f} | {m['single_row_us']:.0f} "
-                f"| {m['batch_per_row_us']:.2f} | {m['size_bytes'] / 1024:.0f} |"
-            )
-        pv = (progressive or {}).get(task)
-        if pv:
-            lines += [
-                f"| online (river, progressive validation) | {pv['online']['roc_auc']:.4f} | "
-                f"{pv['online']['pr_auc']:.4f} | {pv['online']['log_loss']:.4f} | {pv['online']['brier']:.4f} "
-                "| | | | | |",
-                "",
-                f"Progressive validation over one pass of a separate simulated stream (`models/progressive.py`): "
-                f"on the {pv['labels']['n']:,.0f} labels resolved in the later half, the online model reaches "
-                f"ROC-AUC {pv['online']['roc_auc']:.4f} against {pv['champion']['roc_auc']:.4f} for the champion "
-                "on the same snapshots.",
-                "",
-            ]
-        else:
-            lines += ["| online (river) | see progressive validation | | | | | | | | |", ""]
-    lines += [
-        "## Registry",
-        "",
-        "`<home>/models/<task>/<model>/<version>/` holds the artifact and `meta.json`. Artifacts are XGBoost's own "
-        "JSON, or scikit-learn through skops, loaded with an allow-list of scikit-learn and numpy types. "
-        "`meta.json` records the feature names and order, training window, metrics, data fingerprint, library "
-        "versions and sha256. Loading verifies all of it. A corrupt artifact, a checksum mismatch or another "
-        "feature list is refused with a clear error, and the previous champion keeps serving. "
-        "`<home>/models/<task>/champion.json` names the champion: `churnstream train` promotes the best test "
-        "AUC, and `churnstream models promote TASK MODEL` sets one by hand. A running worker picks up a "
-        "promotion within `CHURNSTREAM_MODEL_RELOAD_S` seconds.",
-        "",
-        "## Online models and delayed labels",
-        "",
-        "Per task, a river pipeline (`CHURNSTREAM_ONLINE_MODEL=logreg`: standard scaler + logistic regression; "
-        "`arf`: adaptive random forest) scores every event next to the champion. After each batch, a user "
-        "without a pending snapshot for a task gets one: the features, as_of and the scores made then, kept in "
-        "Redis (`cs:p:{user}`, at most one per task). A later purchase within 30 days settles the purchase "
-        "label as 1, and any later event within 60 days settles churn as 0. An expiry index per partition "
-        "(`cs:exp:<partition>`, a sorted set by as_of + horizon) settles the rest once the event-time watermark "
-        "(latest event time less `CHURNSTREAM_LABEL_LATENESS_S`) passes the horizon: purchase 0, churn 1. "
-        "Each settled label first scores the predictions made at snapshot time (progressive validation), then "
-        "trains the online model. Rolling ROC-AUC and log loss per (task, model kind) go to ClickHouse "
-        "`model_metrics` every `CHURNSTREAM_ONLINE_METRICS_S` seconds. Models are checkpointed to Redis every "
-        "`CHURNSTREAM_ONLINE_CHECKPOINT_S` seconds, signed with HMAC-SHA256, and restored at start.",
-    ]
-    (DOCS / "models.md").write_text("\n".join(lines) + "\n")
+    run = run_record(command, data_note)
+    data = summary(reports, run, progressive)
+    (docs / "models.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path = docs / "models.md"
+    text = path.read_text() if path.exists() else "# Models\n\n## Results\n"
+    block = f"{START}\n{results_markdown(reports, run, progressive)}\n{END}"
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+    return data

@@ -32,6 +32,23 @@ CATEGORIES = ("books", "electronics", "home", "fashion", "toys", "grocery", "bea
 WEEKDAY = np.array([1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.25])  # Monday .. Sunday
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
+# The session funnel, in the order ``_user_events`` walks it; models/oracle.py derives the true label
+# probabilities from these same names, so a change here changes both.
+SESSION_SPAN_MS = DAY_MS - 3_600_000  # a session starts uniformly in [day start, day start + this)
+EXTRA_PAGES_MEAN = 2.5  # a session views 1 + Poisson(this) pages
+PRODUCT_SHARE = 0.6  # chance that a page is a product page (else a category page)
+REMOVE_RATE = 0.15  # chance that a session with a non-empty cart removes its last item before checkout
+PAGE_GAP_MS = (5_000, 120_000)  # before each page view
+CART_GAP_MS = (2_000, 60_000)  # before a cart add or remove
+PURCHASE_GAP_MS = (10_000, 300_000)  # before the purchase
+# no two consecutive events of a session lie this far apart
+MAX_GAP_MS = max(PAGE_GAP_MS[1], CART_GAP_MS[1], PURCHASE_GAP_MS[1])
+
+
+def weekday(day: int | np.ndarray) -> int | np.ndarray:
+    """Monday = 0 .. Sunday = 6 of a day number since the epoch (1970-01-01 was a Thursday)."""
+    return (day + 3) % 7
+
 
 @dataclass(frozen=True)
 class User:
@@ -92,18 +109,17 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
     day_ms = u.signup_ms - u.signup_ms % DAY_MS
     stop = min(u.churn_ms, end_ms)
     while day_ms < stop:
-        weekday = int((day_ms // DAY_MS + 3) % 7)  # 1970-01-01 was a Thursday
-        for _ in range(rng.poisson(u.engagement * WEEKDAY[weekday])):
-            t = day_ms + int(rng.integers(0, DAY_MS - 3_600_000))
+        for _ in range(rng.poisson(u.engagement * WEEKDAY[weekday(day_ms // DAY_MS)])):
+            t = day_ms + int(rng.integers(0, SESSION_SPAN_MS))
             if t < u.signup_ms or t >= stop:
                 continue
             session = f"{u.user_id}-s{seq}"
             cart: list[tuple[str, str, float]] = []
-            for _ in range(1 + rng.poisson(2.5)):
-                t += int(rng.integers(5_000, 120_000))
+            for _ in range(1 + rng.poisson(EXTRA_PAGES_MEAN)):
+                t += int(rng.integers(*PAGE_GAP_MS))
                 seq += 1
                 category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
-                if rng.random() < 0.6:
+                if rng.random() < PRODUCT_SHARE:
                     product = f"p{int(rng.integers(5000))}"
                     events.append(
                         base("page_view", seq, t, session)
@@ -116,7 +132,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                     if rng.random() < u.cart_rate:
                         price = round(float(rng.lognormal(3.0, 0.8)), 2)
                         seq += 1
-                        t += int(rng.integers(2_000, 60_000))
+                        t += int(rng.integers(*CART_GAP_MS))
                         events.append(
                             base("cart", seq, t, session)
                             | {
@@ -136,10 +152,10 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                             "category": category,
                         }
                     )
-            if cart and rng.random() < 0.15:
+            if cart and rng.random() < REMOVE_RATE:
                 product, category, price = cart.pop()
                 seq += 1
-                t += int(rng.integers(2_000, 60_000))
+                t += int(rng.integers(*CART_GAP_MS))
                 events.append(
                     base("cart", seq, t, session)
                     | {
@@ -152,7 +168,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                 )
             if cart and rng.random() < u.purchase_propensity:
                 seq += 1
-                t += int(rng.integers(10_000, 300_000))
+                t += int(rng.integers(*PURCHASE_GAP_MS))
                 items = [{"product_id": p, "category": c, "quantity": 1, "price": pr} for p, c, pr in cart]
                 events.append(
                     base("purchase", seq, t, session)

@@ -105,3 +105,108 @@ def test_skops_refuses_foreign_types(tmp_path: Path, data) -> None:  # type: ign
     skops.io.dump({"x": Path("/etc/passwd")}, tmp_path / "model.skops")
     with pytest.raises(ValueError, match="outside scikit-learn"):
         LogReg.load(tmp_path / "model.skops", FEATURE_NAMES)
+
+
+# ---- data sets, champions on validation, intervals, the report --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def history():  # type: ignore[no-untyped-def]
+    import orjson
+
+    from features import offline
+    from streams import generator
+
+    users = generator.make_users(300, days=200, seed=5)
+    events = generator.simulate(users, days=200, seed=5)
+    return offline.accept((e["type"], orjson.dumps(e)) for e in events)
+
+
+def test_rows_never_depend_on_later_events(history) -> None:  # type: ignore[no-untyped-def]
+    """Cutting every user's history at a time T leaves the rows up to T as they were: choosing an event as a row
+    must not look at what follows it (choosing k events per user would)."""
+    from features.state import DAY_MS
+    from models.dataset import _rows
+
+    first = min(e.ts_ms for evs in history.values() for e in evs)
+    lo, hi, cut = first + 7 * DAY_MS, first + 150 * DAY_MS, first + 80 * DAY_MS
+    full = [(u, t) for u, t, _ in _rows(history, history, lo, hi, 0.2, seed=3)]
+    cut_history = {u: [e for e in evs if e.ts_ms <= cut] for u, evs in history.items()}
+    cut_rows = [(u, t) for u, t, _ in _rows(cut_history, cut_history, lo, hi, 0.2, seed=3)]
+    assert len(cut_rows) > 1000
+    assert cut_rows == [r for r in full if r[1] <= cut]
+
+
+def test_users_are_in_one_split_and_the_champion_is_the_best_on_validation(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from models import dataset
+    from models.train import train_task
+
+    ts = dataset.build(history, "purchase")
+    parts = [set(ts.train.users), set(ts.validation.users), set(ts.test.users)]
+    assert all(parts) and sum(map(len, parts)) == len(set().union(*parts))
+    # on this history the validation and the test users rank these two the other way round
+    report = train_task(history, "churn", Registry(tmp_path), models=("logreg", "svm"), resamples=50)
+    validation = {m: v["validation_roc_auc"] for m, v in report["models"].items()}
+    test = {m: v["roc_auc"] for m, v in report["models"].items()}
+    assert max(validation, key=validation.get) != max(test, key=test.get), "the check needs a disagreement"
+    best = max(validation, key=validation.get)
+    assert report["champion"] == best and Registry(tmp_path).champion("churn").model == best  # type: ignore[union-attr]
+    for m in report["models"].values():
+        assert m["ci"]["roc_auc"]["low"] <= m["roc_auc"] <= m["ci"]["roc_auc"]["high"]
+
+
+def test_bootstrap_says_when_a_difference_is_noise() -> None:
+    from models.evaluate import bootstrap
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    p = rng.random(n)
+    y = (rng.random(n) < p).astype(np.int8)
+    users = np.arange(n) // 3
+    scores = {"truth": p, "blurred": np.clip(p + rng.normal(0, 0.02, n), 0, 1), "noise": rng.random(n)}
+    out = bootstrap(scores, y, users, resamples=200, pairs=[("truth", "blurred"), ("truth", "noise")])
+    assert out["truth - blurred"]["roc_auc"]["within_noise"] == 1.0
+    assert out["truth - noise"]["roc_auc"]["within_noise"] == 0.0
+    assert out["truth - noise"]["roc_auc"]["low"] > 0.1
+    # seeded: the same call gives the same intervals
+    assert bootstrap(scores, y, users, resamples=200) == bootstrap(scores, y, users, resamples=200)
+
+
+def test_report_records_the_run_and_keeps_the_prose(tmp_path: Path) -> None:
+    from models import report
+
+    m = {
+        "roc_auc": 0.8,
+        "validation_roc_auc": 0.81,
+        "pr_auc": 0.5,
+        "log_loss": 0.4,
+        "brier": 0.1,
+        "single_row_us": 100.0,
+        "batch_per_row_us": 1.0,
+        "size_bytes": 2048,
+        "ci": {k: {"value": 0.8, "low": 0.7, "high": 0.9} for k in ("roc_auc", "brier", "log_loss")},
+    }
+    diff = {"roc_auc": {"value": 0.01, "low": -0.02, "high": 0.04, "within_noise": 1.0}}
+    r = {
+        "models": {"logreg": m, "xgboost": m},
+        "champion": "logreg",
+        "runner_up": "xgboost",
+        "differences": {"logreg - xgboost": diff},
+        "resamples": 10,
+        **{f"{s}_{k}": 1 for s in ("train", "validation", "test") for k in ("rows", "users")},
+        "test_positive_rate": 0.5,
+    }
+    (tmp_path / "models.md").write_text(
+        "# Models\n\nHand-written prose.\n\n<!-- models:results -->\nold\n<!-- /models:results -->\n\nMore prose.\n"
+    )
+    for _ in range(2):
+        report.write({"churn": r}, "churnstream train --users 5", "Some data.", docs=tmp_path)
+    text = (tmp_path / "models.md").read_text()
+    assert text.startswith("# Models\n\nHand-written prose.\n") and text.endswith("\nMore prose.\n")
+    assert "old" not in text and text.count("<!-- models:results -->") == 1
+    assert "within the noise" in text
+    data = json.loads((tmp_path / "models.json").read_text())
+    run = data["run"]
+    assert run["command"] == "churnstream train --users 5" and run["machine"]["cores"] >= 1
+    assert len(run["commit"].removesuffix("-dirty")) == 40 and run["date"].endswith("Z")
+    assert data["churn"]["champion_minus_runner_up"]["within_noise"] is True
