@@ -4,7 +4,8 @@ Order of effects, each retried until it succeeds and each idempotent:
 1. dead letters (malformed and ``too_late`` records) to ``events.dlq``;
 2. applied events to the ClickHouse ``events`` table (rows collapse per event on a retry);
 3. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind);
-4. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
+4. the online learner's labels and snapshots (one Redis transaction, :mod:`streams.online`);
+5. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
 Redis goes last: once it holds the offsets, a redelivered record is skipped, so everything it produces
 elsewhere must already be written. The caller acks the batch's records only after ``process`` returns.
 """
@@ -182,6 +183,9 @@ class FeatureProcessor:
             await self.predictions.flush()
             if scored is not None and scored.cache:
                 observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
+        learner = self.scorer.learner if self.scorer else None
+        if learner is not None and scored is not None:  # labels before states: see streams/online.py
+            await self._retry("redis", learner.on_batch, result.applied, scored.rows, scored.scores)
         conflicts = await self._retry(
             "redis",
             self.store.write_many,
@@ -197,12 +201,6 @@ class FeatureProcessor:
         await self._retry("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:
             observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)
-        learner = self.scorer.learner if self.scorer else None
-        if learner is not None and scored is not None:
-            try:  # best effort: a label lost to an outage only means one fewer training example
-                await learner.on_batch(result.applied, scored.rows, scored.scores)
-            except Exception:
-                log.exception("online learning skipped for this batch")
         for (topic, what), n in counts.items():
             EVENTS.labels(topic, what).inc(n)
         result.users = len(changed)
