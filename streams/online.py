@@ -15,7 +15,9 @@ Keys: ``cs:p:{user}`` holds the user's pending snapshots (at most one per task);
 ``<task>|<user>`` by the snapshot's expiry (as_of + horizon); ``cs:lab:<partition>`` is a Redis stream of the
 partition's resolved labels not yet in a checkpoint; ``cs:labels:<task>`` counts snapshots ``taken`` and labels
 ``resolved`` and ``cs:labels:<task>:digest`` sums their :func:`~models.online.label_hash` (modulo 2**63), to
-compare with the checkpoint's; ``cs:online:<task>:<kind>`` holds the signed checkpoint of an online model.
+compare with the checkpoint's; ``cs:labels:watermark`` holds the latest event time of the events the learner
+has seen (written with their labels, so a restart resumes from it); ``cs:online:<task>:<kind>`` holds the
+signed checkpoint of an online model.
 
 One worker's labels are exact. The checkpoint is one per task: with several workers, each learns the labels of
 its partitions into its own copy of the model and the last checkpoint written wins (docs/reliability.md).
@@ -91,6 +93,9 @@ def counts_key(task: str) -> str:
 
 def digest_key(task: str) -> str:
     return f"cs:labels:{task}:digest"
+
+
+WATERMARK_KEY = "cs:labels:watermark"  # sorted set: member ``max`` scores the latest event time applied
 
 
 def checkpoint_key(task: str, kind: str) -> str:
@@ -211,8 +216,10 @@ class OnlineLearner:
                 pipe.zadd(expiry_key(partition), {member: expiry})
             for task, n in taken.items():
                 pipe.hincrby(counts_key(task), "taken", n)
+            watermark = max(self.watermark_ms, max(ev.ts_ms for ev in applied))
+            pipe.zadd(WATERMARK_KEY, {"max": watermark}, gt=True)
             done = await pipe.execute()
-        self.watermark_ms = max(self.watermark_ms, max(ev.ts_ms for ev in applied))
+        self.watermark_ms = watermark
         self._learn_logged(labels, done[: len(labels)])
         return len(labels)
 
@@ -346,7 +353,7 @@ class OnlineLearner:
     async def restore(
         cls, redis: aioredis.Redis, kind: str, key: bytes, partitions: Iterable[int] = (), **kwargs: Any
     ) -> OnlineLearner:
-        """The models of the last checkpoint, its watermark, and the logged labels of ``partitions`` it lacks."""
+        """The models of the last checkpoint, the watermark, and the logged labels of ``partitions`` it lacks."""
         models = {}
         for task in TASKS:
             blob: bytes | None = await redis.get(checkpoint_key(task, kind))  # type: ignore[assignment]
@@ -356,7 +363,8 @@ class OnlineLearner:
                 log.error("%s: starting a fresh %s online model", exc, task)
                 models[task] = OnlineModel(task, kind)
         learner = cls(redis, models, key=key, **kwargs)
-        learner.watermark_ms = max(m.meta.get("watermark", 0) for m in models.values())
+        seen = await redis.zscore(WATERMARK_KEY, "max")
+        learner.watermark_ms = max(int(seen or 0), *(m.meta.get("watermark", 0) for m in models.values()))
         replayed = await learner.replay(partitions)
         if replayed:
             log.info("learned %d labels resolved after the last checkpoint", replayed)

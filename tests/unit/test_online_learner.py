@@ -138,6 +138,7 @@ async def drive(
             learner = await start()
         if i in crashes:
             learner = await start()
+        assert learner.watermark_ms == max(ev.ts_ms for b in batches[: i + 1] for ev in b), "the watermark survives"
     await learner.expire(PARTITIONS)
     await learner.checkpoint()
     await client.aclose()
