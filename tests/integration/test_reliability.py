@@ -33,6 +33,7 @@ from tests.integration.endstate import (
     readyz,
     wait_progress,
 )
+from tests.integration.learning_check import assert_labels_learned_once, own_redis_db, wait_learning_settled
 from tests.integration.test_scoring import promote_new
 
 pytestmark = pytest.mark.slow
@@ -66,7 +67,8 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 
 
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
-    stack = stack.isolated("crash")  # own topics and group
+    """Also checks the online models: every label resolved was learned exactly once (learning_check)."""
+    stack = own_redis_db(stack.isolated("crash"), db=1)  # own topics and group, own label counters
     wl = Workload.generate("crash", users=4000, days=90, seed=21)
     assert wl.events >= 200_000
     rng = random.Random(5)
@@ -80,9 +82,12 @@ def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> N
             proc = stack.spawn_worker("crash")
         wl.join()
         stack.wait_consumed(timeout=900, worker=proc)
+        wait_learning_settled(stack.settings)
     finally:
         proc.stop()
     assert_exact_end_state(stack, wl)
+    learned = assert_labels_learned_once(stack.settings, wl)
+    print(f"online labels: {learned}")
 
 
 @dataclass
