@@ -3,9 +3,9 @@ watermark (an expiry index per partition, a Redis sorted set), progressive valid
 each resolved label learned exactly once across crashes.
 
 Exactly once. A label is resolved in one Redis transaction (``MULTI``/``EXEC``, ``WATCH``ing the users'
-snapshot keys) that removes its snapshot, appends the label to its partition's label log and counts it; only
-then is it learned in memory. A checkpoint stores each model with, per partition, the last log entry it
-includes and the watermark, and only once it is written are those entries trimmed from the logs. On restart
+snapshot keys) that removes its snapshot, appends the label to its partition's label log and counts it; then
+the model in memory learns the log's new entries. A checkpoint stores each model with, per partition, the
+last log entry it includes and the watermark, and only once it is written are those entries trimmed. On restart
 the checkpoint is restored and the entries after its positions are learned again. So a SIGKILL at any point
 loses no label and learns none twice: at any moment, the labels in the checkpoint plus those left in the logs
 are exactly the labels resolved. The worker resolves a batch's labels before it writes the users' states
@@ -122,6 +122,7 @@ class OnlineLearner:
         self.lateness_ms, self.window = lateness_ms, window
         self.watermark_ms = 0
         self.positions: dict[int, tuple[int, int]] = {}  # partition -> last label log entry learned
+        self.logged_to: set[int] = set()  # partitions whose logs this learner has written to
         self.validation: dict[tuple[str, str], deque[tuple[int, float]]] = {}
         self.labels: dict[tuple[str, str], int] = {}
 
@@ -138,13 +139,12 @@ class OnlineLearner:
             self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
         self.models[task].learn_one(dict(zip(FEATURE_NAMES, snap.x, strict=True)), y, label.hash)  # ... then train
 
-    @staticmethod
-    def _queue_labels(pipe: Any, labels: Sequence[Label]) -> None:
-        """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: first one log
-        entry per label (so the transaction's first ``len(labels)`` results are their ids), then the expiry
-        index and the counters."""
+    def _queue_labels(self, pipe: Any, labels: Sequence[Label]) -> None:
+        """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per
+        label, the expiry index and the counters."""
         for lab in labels:
             pipe.xadd(log_key(lab.snap.partition), {"l": _enc.encode(lab)})
+            self.logged_to.add(lab.snap.partition)
         for lab in labels:
             pipe.zrem(expiry_key(lab.snap.partition), f"{lab.task}|{lab.user_id}")
         for task in TASKS:
@@ -154,12 +154,6 @@ class OnlineLearner:
                 pipe.execute_command(
                     "BITFIELD", digest_key(task), "OVERFLOW", "WRAP", "INCRBY", "u63", 0, sum(mine) % DIGEST_MODULUS
                 )
-
-    def _learn_logged(self, labels: Sequence[Label], ids: Sequence[Any]) -> None:
-        """Learn labels the transaction has just logged, moving each partition's position to its entry."""
-        for lab, raw in zip(labels, ids, strict=True):
-            self._learn(lab)
-            self.positions[lab.snap.partition] = stream_id(raw)
 
     async def on_batch(
         self,
@@ -218,10 +212,9 @@ class OnlineLearner:
                 pipe.hincrby(counts_key(task), "taken", n)
             watermark = max(self.watermark_ms, max(ev.ts_ms for ev in applied))
             pipe.zadd(WATERMARK_KEY, {"max": watermark}, gt=True)
-            done = await pipe.execute()
+            await pipe.execute()
         self.watermark_ms = watermark
-        self._learn_logged(labels, done[: len(labels)])
-        return len(labels)
+        return await self.follow({lab.snap.partition for lab in labels})
 
     async def expire(self, partitions: Iterable[int], limit: int = 5000) -> int:
         """Resolve snapshots whose horizon the watermark (latest event time less lateness) has passed."""
@@ -275,9 +268,8 @@ class OnlineLearner:
                 pipe.zrem(expiry_key(partition), *stale)
             if kept:
                 pipe.zadd(expiry_key(partition), kept)
-            done = await pipe.execute()
-        self._learn_logged(labels, done[: len(labels)])
-        return len(labels)
+            await pipe.execute()
+        return await self.follow({lab.snap.partition for lab in labels})
 
     # ---- live quality and checkpoints -------------------------------------------------------------------------
     async def write_metrics(self) -> int:
@@ -309,7 +301,9 @@ class OnlineLearner:
         return n
 
     async def checkpoint(self) -> None:
-        """Write every model's checkpoint, then trim the label logs up to what it includes."""
+        """Learn what this learner logged and has not learned yet (a lost answer), write every model's
+        checkpoint, then trim the label logs up to what it includes."""
+        await self.follow(self.logged_to)
         await self.trim(await self.write_checkpoint())
 
     async def write_checkpoint(self) -> dict[int, tuple[int, int]]:
@@ -330,30 +324,39 @@ class OnlineLearner:
                 pipe.xtrim(log_key(partition), minid=f"{ms}-{seq + 1}", approximate=False)
             await pipe.execute()
 
-    async def replay(self, partitions: Iterable[int], chunk: int = 10_000) -> int:
-        """Learn the logged labels each model's checkpoint does not include (those after its position)."""
-        learned = 0
-        for partition in partitions:
-            since = {task: m.meta.get("positions", {}).get(partition, (0, 0)) for task, m in self.models.items()}
-            start = "-"
-            while entries := cast(
-                Entries, await self.redis.xrange(log_key(partition), min=start, max="+", count=chunk)
-            ):
+    async def follow(
+        self, partitions: Iterable[int], since: dict[str, dict[int, tuple[int, int]]] | None = None, chunk: int = 10_000
+    ) -> int:
+        """Learn the label log entries of ``partitions`` after this learner's positions, and move them.
+
+        The model learns from the logs, not from what a transaction meant to write: if a transaction was
+        applied but its answer lost (the connection dropped), its labels are still learned, by the next call
+        for their partition or at restore. ``since`` (at restore): task -> partition -> the last entry the
+        task's checkpoint includes; earlier entries are skipped.
+        """
+        todo, learned = sorted(set(partitions)), 0
+        while todo:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for partition in todo:
+                    pos = self.positions.get(partition)
+                    pipe.xrange(log_key(partition), min=f"({pos[0]}-{pos[1]}" if pos else "-", count=chunk)
+                answers = cast(list[Entries], await pipe.execute())
+            for partition, entries in zip(todo, answers, strict=True):
                 for raw, fields in entries:
                     position = stream_id(raw)
                     lab = _label_dec.decode(fields[b"l"])
-                    if position > since[lab.task]:
+                    if since is None or position > since[lab.task].get(partition, (0, 0)):
                         self._learn(lab)
                         learned += 1
-                    self.positions[partition] = max(position, self.positions.get(partition, position))
-                start = f"({raw.decode()}"
+                    self.positions[partition] = position
+            todo = [p for p, entries in zip(todo, answers, strict=True) if len(entries) == chunk]
         return learned
 
     @classmethod
     async def restore(
         cls, redis: aioredis.Redis, kind: str, key: bytes, partitions: Iterable[int] = (), **kwargs: Any
     ) -> OnlineLearner:
-        """The models of the last checkpoint, the watermark, and the logged labels of ``partitions`` it lacks."""
+        """The models of the last checkpoint, the watermark, and the logged labels of ``partitions`` they lack."""
         models = {}
         for task in TASKS:
             blob: bytes | None = await redis.get(checkpoint_key(task, kind))  # type: ignore[assignment]
@@ -365,7 +368,8 @@ class OnlineLearner:
         learner = cls(redis, models, key=key, **kwargs)
         seen = await redis.zscore(WATERMARK_KEY, "max")
         learner.watermark_ms = max(int(seen or 0), *(m.meta.get("watermark", 0) for m in models.values()))
-        replayed = await learner.replay(partitions)
+        since = {task: m.meta.get("positions", {}) for task, m in models.items()}
+        replayed = await learner.follow(partitions, since)
         if replayed:
             log.info("learned %d labels resolved after the last checkpoint", replayed)
         return learner
