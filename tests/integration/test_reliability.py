@@ -85,9 +85,9 @@ def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> N
         wait_learning_settled(stack.settings)
     finally:
         proc.stop()
-    assert_exact_end_state(stack, wl)
     learned = assert_labels_learned_once(stack.settings, wl)
     print(f"online labels: {learned}")
+    assert_exact_end_state(stack, wl)
 
 
 @dataclass
