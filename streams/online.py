@@ -7,8 +7,8 @@ snapshot keys) that removes its snapshot, appends the label to its partition's l
 the model in memory learns the log's new entries. A checkpoint stores each model with, per partition, the
 last log entry it includes and the watermark, and only once it is written are those entries trimmed. On restart
 the checkpoint is restored and the entries after its positions are learned again. So a SIGKILL at any point
-loses no label and learns none twice: at any moment, the labels in the checkpoint plus those left in the logs
-are exactly the labels resolved. The worker resolves a batch's labels before it writes the users' states
+loses no label and learns none twice: at any moment, the labels in the checkpoint plus those in the logs after
+its positions are exactly the labels resolved. The worker resolves a batch's labels before it writes the users' states
 (see :mod:`streams.processor`), so no event that settles a label can be acknowledged without settling it.
 
 Keys: ``cs:p:{user}`` holds the user's pending snapshots (at most one per task); ``cs:exp:<partition>`` scores
