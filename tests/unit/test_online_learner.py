@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -88,8 +88,10 @@ def workload(seed: int, users: int = 40, days: int = 220) -> list[list[Event]]:
     for u in range(users):
         t = rng.randrange(0, 20 * DAY_MS)
         while t < days * DAY_MS:
-            kind = "purchase" if rng.random() < 0.25 else "page_view"
-            events.append(Event(kind, f"e{len(events)}", f"u{u}", t))
+            if rng.random() < 0.25:
+                events.append(Event("purchase", f"e{len(events)}", f"u{u}", t))
+            else:
+                events.append(Event("page_view", f"e{len(events)}", f"u{u}", t))
             t += rng.choice([rng.randrange(3_600_000, 3 * DAY_MS), rng.randrange(10 * DAY_MS, 80 * DAY_MS)])
     events.sort(key=lambda e: e.ts_ms)
     batches, i = [], 0
@@ -153,7 +155,8 @@ async def drive(
     await until_ok(learner.expire, PARTITIONS)
     await until_ok(learner.checkpoint)
     await client.aclose()
-    models = {t: OnlineModel.loads(redis.Redis.from_url(url).get(checkpoint_key(t, "logreg")), KEY) for t in TASKS}
+    sync = redis.Redis.from_url(url)
+    models = {t: OnlineModel.loads(cast(bytes, sync.get(checkpoint_key(t, "logreg"))), KEY) for t in TASKS}
     return Outcome({t: m.learned for t, m in models.items()}, {t: m.digest for t, m in models.items()})
 
 
@@ -168,8 +171,8 @@ def accounting(r: redis.Redis) -> dict[str, dict[str, int]]:
         counts = {k.decode(): int(v) for k, v in r.hgetall(counts_key(task)).items()}  # type: ignore[union-attr]
         (digest,) = r.bitfield(digest_key(task)).get("u63", 0).execute()
         out[task] = {
-            "taken": counts["taken"],
-            "resolved": counts["resolved"],
+            "taken": counts.get("taken", 0),
+            "resolved": counts.get("resolved", 0),
             "digest": digest,
             "pending": pending[task],
         }
@@ -254,3 +257,42 @@ def test_the_check_fails_when_labels_are_deleted_before_the_checkpoint_includes_
     for task in TASKS:
         assert got.learned[task] < reference.learned[task], task
         assert got.learned[task] < books[task]["resolved"], task
+
+
+class Interrupted(OnlineLearner):
+    """Another worker (a rebalance) rewrites a user's snapshots after this learner read them, before its
+    transaction: here it settled them and removed them."""
+
+    url = ""
+    done = False
+
+    def _queue_labels(self, pipe: Any, labels: Sequence[Any]) -> None:
+        if labels and not Interrupted.done:
+            Interrupted.done = True
+            redis.Redis.from_url(Interrupted.url).delete(pending_key("u1"))
+        super()._queue_labels(pipe, labels)
+
+
+def test_a_transaction_over_snapshots_another_worker_changed_is_redone_from_a_fresh_read(
+    r: redis.Redis, redis_url: str
+) -> None:
+    Interrupted.url = redis_url
+    t0 = 100 * DAY_MS
+    x = [0.0] * len(FEATURE_NAMES)
+    scores = {"u1": {task: {"online": 0.5} for task in TASKS}}
+
+    async def run() -> int:
+        client = aioredis.Redis.from_url(redis_url)
+        learner = await Interrupted.restore(client, "logreg", KEY, partitions=PARTITIONS, metrics=ListSink())
+        await learner.on_batch([Event("page_view", "e0", "u1", t0)], {"u1": (t0, 0, x)}, scores)
+        t1 = t0 + DAY_MS  # a purchase a day later settles both snapshots ... which the other worker already did
+        n = await learner.on_batch([Event("purchase", "e1", "u1", t1)], {"u1": (t1, 0, x)}, scores)
+        await client.aclose()
+        return n
+
+    assert asyncio.run(run()) == 0
+    assert Interrupted.done
+    books = accounting(r)
+    assert {t: b["resolved"] for t, b in books.items()} == {"churn": 0, "purchase": 0}, books
+    assert {t: b["taken"] for t, b in books.items()} == {"churn": 2, "purchase": 2}, books  # e0's, then e1's
+    assert r.xlen(log_key(0)) == 0
