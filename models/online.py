@@ -5,7 +5,9 @@
   as events arrive and as event time passes the horizon.
 - :class:`OnlineModel`: a river pipeline (standard scaler + logistic regression, or an adaptive random
   forest) with river's verbs, and a checkpoint signed with HMAC-SHA256. The checkpoint is a pickle, so it
-  is only loaded when the signature made with this deployment's key matches.
+  is only loaded when the signature made with this deployment's key matches. Besides the model it keeps the
+  number of labels learned, an order-independent digest of them (:func:`label_hash`, summed modulo 2**63)
+  and the learner's metadata (``meta``: what the checkpoint includes, see :mod:`streams.online`).
 
 >>> snap = Snapshot(as_of_ms=0, x=[0.0], scores={})
 >>> resolve_by_event("purchase", snap, kind="purchase", ts_ms=5 * DAY_MS)
@@ -14,6 +16,11 @@
 True
 >>> resolve_by_watermark("churn", snap, watermark_ms=61 * DAY_MS)
 1
+>>> m = OnlineModel("churn")
+>>> m.learn_one(dict.fromkeys(FEATURE_NAMES, 0.0), 1, label_hash("churn", "u1", 0, 1))
+>>> back = OnlineModel.loads(m.dumps(b"k", {"watermark": 7}), b"k")
+>>> (back.learned, back.digest == label_hash("churn", "u1", 0, 1), back.meta)
+(1, True, {'watermark': 7})
 """
 
 from __future__ import annotations
@@ -30,6 +37,17 @@ from features.state import DAY_MS
 from models.tasks import TASKS
 
 ONLINE_KINDS = ("logreg", "arf")
+DIGEST_MODULUS = 1 << 63  # Redis keeps the same sum with BITFIELD ... OVERFLOW WRAP INCRBY u63
+
+
+def label_hash(task: str, user_id: str, as_of_ms: int, y: int) -> int:
+    """A 63-bit hash of one label (its snapshot's task, user and as_of, and its value).
+
+    Sums of these modulo :data:`DIGEST_MODULUS` are order-independent digests of sets of labels: the checkpoint
+    keeps one of the labels it learned, Redis one of the labels resolved.
+    """
+    h = hashlib.blake2b(f"{task}|{user_id}|{as_of_ms}|{y}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") >> 1
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -61,7 +79,8 @@ class OnlineModel:
 
         if kind not in ONLINE_KINDS:
             raise ValueError(f"online model kind must be one of {ONLINE_KINDS}")
-        self.task, self.kind, self.learned = task, kind, 0
+        self.task, self.kind, self.learned, self.digest = task, kind, 0, 0
+        self.meta: dict[str, Any] = {}  # the learner's: what this checkpoint includes
         if kind == "logreg":
             self.model: Any = preprocessing.StandardScaler() | linear_model.LogisticRegression(
                 optimizer=optim.SGD(0.01), l2=1e-4
@@ -83,12 +102,14 @@ class OnlineModel:
     def predict_proba_many(self, rows: list[list[float]]) -> list[float]:
         return [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in rows]
 
-    def learn_one(self, x: dict[str, float], y: int) -> None:
+    def learn_one(self, x: dict[str, float], y: int, label: int = 0) -> None:
+        """Learn one label; ``label`` is its :func:`label_hash`, added to the digest."""
         self.model.learn_one(x, bool(y))
         self.learned += 1
+        self.digest = (self.digest + label) % DIGEST_MODULUS
 
-    def dumps(self, key: bytes) -> bytes:
-        body = pickle.dumps((self.task, self.kind, self.learned, self.model))
+    def dumps(self, key: bytes, meta: dict[str, Any] | None = None) -> bytes:
+        body = pickle.dumps((self.task, self.kind, self.learned, self.model, self.digest, meta or {}))
         return hmac.new(key, body, hashlib.sha256).digest() + body
 
     @classmethod
@@ -96,7 +117,10 @@ class OnlineModel:
         mac, body = blob[:32], blob[32:]
         if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
             raise ValueError("online model checkpoint signature does not match: refusing to load it")
-        task, kind, learned, model = pickle.loads(body)
+        fields = pickle.loads(body)
+        task, kind, learned, model = fields[:4]
         out = cls(task, kind)
         out.learned, out.model = learned, model
+        if len(fields) == 6:  # checkpoints written before the digest and meta have four fields
+            out.digest, out.meta = fields[4], fields[5]
         return out

@@ -86,6 +86,7 @@ def build_app(settings: Settings) -> faust.App:
                     store.redis,
                     settings.online_model,
                     settings.checkpoint_secret(),
+                    partitions=range(settings.partitions),
                     metrics=ClickHouseSink(settings.clickhouse_dsn, "model_metrics", METRIC_COLUMNS),
                     lateness_ms=int(settings.label_lateness_s * 1000),
                 )

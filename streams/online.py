@@ -1,27 +1,52 @@
 """Delayed labels in the worker: pending snapshots in Redis, resolution by events and by the event-time
-watermark (an expiry index per partition, a Redis sorted set), progressive validation, then learning.
+watermark (an expiry index per partition, a Redis sorted set), progressive validation, then learning, with
+each resolved label learned exactly once across crashes.
+
+Exactly once. A label is resolved in one Redis transaction (``MULTI``/``EXEC``, ``WATCH``ing the users'
+snapshot keys) that removes its snapshot, appends the label to its partition's label log and counts it; then
+the model in memory learns the log's new entries. A checkpoint stores each model with, per partition, the
+last log entry it includes and the watermark, and only once it is written are those entries trimmed. On restart
+the checkpoint is restored and the entries after its positions are learned again. So a SIGKILL at any point
+loses no label and learns none twice: at any moment, the labels in the checkpoint plus those in the logs after
+its positions are exactly the labels resolved. The worker resolves a batch's labels before it writes the users' states
+(see :mod:`streams.processor`), so no event that settles a label can be acknowledged without settling it.
 
 Keys: ``cs:p:{user}`` holds the user's pending snapshots (at most one per task); ``cs:exp:<partition>`` scores
-``<task>|<user>`` by the snapshot's expiry (as_of + horizon); ``cs:online:<task>:<kind>`` holds the signed
-checkpoint of an online model.
+``<task>|<user>`` by the snapshot's expiry (as_of + horizon); ``cs:lab:<partition>`` is a Redis stream of the
+partition's resolved labels not yet in a checkpoint; ``cs:labels:<task>`` counts snapshots ``taken`` and labels
+``resolved`` and ``cs:labels:<task>:digest`` sums their :func:`~models.online.label_hash` (modulo 2**63), to
+compare with the checkpoint's; ``cs:labels:watermark`` holds the latest event time of the events the learner
+has seen (written with their labels, so a restart resumes from it); ``cs:online:<task>:<kind>`` holds the
+signed checkpoint of an online model.
+
+One worker's labels are exact. The checkpoint is one per task: with several workers, each learns the labels of
+its partitions into its own copy of the model and the last checkpoint written wins (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.metrics import quality
-from models.online import OnlineModel, Snapshot, resolve_by_event, resolve_by_watermark
+from models.online import (
+    DIGEST_MODULUS,
+    OnlineModel,
+    Snapshot,
+    label_hash,
+    resolve_by_event,
+    resolve_by_watermark,
+)
 from models.tasks import TASKS
 from streams.contracts import Event
 from streams.sinks import Sink
@@ -29,8 +54,25 @@ from streams.sinks import Sink
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("ts", "task", "model_kind", "model", "labels", "window", "roc_auc", "log_loss", "positive_rate")
+
+
+class Label(msgspec.Struct, array_like=True):
+    """A resolved label: the snapshot it settles and its value."""
+
+    task: str
+    user_id: str
+    snap: Snapshot
+    y: int
+
+    @property
+    def hash(self) -> int:
+        return label_hash(self.task, self.user_id, self.snap.as_of_ms, self.y)
+
+
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(dict[str, Snapshot])
+_label_dec = msgspec.msgpack.Decoder(Label)
+Entries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer (the client does not decode responses)
 
 
 def pending_key(user_id: str) -> str:
@@ -39,6 +81,31 @@ def pending_key(user_id: str) -> str:
 
 def expiry_key(partition: int) -> str:
     return f"cs:exp:{partition}"
+
+
+def log_key(partition: int) -> str:
+    return f"cs:lab:{partition}"
+
+
+def counts_key(task: str) -> str:
+    return f"cs:labels:{task}"
+
+
+def digest_key(task: str) -> str:
+    return f"cs:labels:{task}:digest"
+
+
+WATERMARK_KEY = "cs:labels:watermark"  # sorted set: member ``max`` scores the latest event time applied
+
+
+def checkpoint_key(task: str, kind: str) -> str:
+    return f"cs:online:{task}:{kind}"
+
+
+def stream_id(raw: bytes | str) -> tuple[int, int]:
+    """A Redis stream entry id (``<ms>-<seq>``) as a comparable pair."""
+    ms, seq = (raw.decode() if isinstance(raw, bytes) else raw).split("-")
+    return int(ms), int(seq)
 
 
 class OnlineLearner:
@@ -54,6 +121,8 @@ class OnlineLearner:
         self.redis, self.models, self.metrics_sink, self.key = redis, models, metrics, key
         self.lateness_ms, self.window = lateness_ms, window
         self.watermark_ms = 0
+        self.positions: dict[int, tuple[int, int]] = {}  # partition -> last label log entry learned
+        self.logged_to: set[int] = set()  # partitions whose logs this learner has written to
         self.validation: dict[tuple[str, str], deque[tuple[int, float]]] = {}
         self.labels: dict[tuple[str, str], int] = {}
 
@@ -62,12 +131,29 @@ class OnlineLearner:
         return self.models[task].predict_proba_many(X.tolist())
 
     # ---- labels -----------------------------------------------------------------------------------------------
-    def _learn(self, task: str, snap: Snapshot, y: int) -> None:
+    def _learn(self, label: Label) -> None:
+        task, snap, y = label.task, label.snap, label.y
         for kind, p in snap.scores.items():  # progressive validation: score first ...
             q = self.validation.setdefault((task, kind), deque(maxlen=self.window))
             q.append((y, p))
             self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
-        self.models[task].learn_one(dict(zip(FEATURE_NAMES, snap.x, strict=True)), y)  # ... then train
+        self.models[task].learn_one(dict(zip(FEATURE_NAMES, snap.x, strict=True)), y, label.hash)  # ... then train
+
+    def _queue_labels(self, pipe: Any, labels: Sequence[Label]) -> None:
+        """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per
+        label, the expiry index and the counters."""
+        for lab in labels:
+            pipe.xadd(log_key(lab.snap.partition), {"l": _enc.encode(lab)})
+            self.logged_to.add(lab.snap.partition)
+        for lab in labels:
+            pipe.zrem(expiry_key(lab.snap.partition), f"{lab.task}|{lab.user_id}")
+        for task in TASKS:
+            mine = [lab.hash for lab in labels if lab.task == task]
+            if mine:
+                pipe.hincrby(counts_key(task), "resolved", len(mine))
+                pipe.execute_command(
+                    "BITFIELD", digest_key(task), "OVERFLOW", "WRAP", "INCRBY", "u63", 0, sum(mine) % DIGEST_MODULUS
+                )
 
     async def on_batch(
         self,
@@ -78,43 +164,57 @@ class OnlineLearner:
         """Resolve pending labels with the batch's events, then snapshot users without a pending one.
 
         ``rows``: user -> (as_of_ms, partition, features); ``scores``: user -> task -> model kind -> score.
-        Returns the number of labels learned.
+        One transaction; if another worker changed one of these users' snapshots meanwhile (a rebalance), it
+        is redone from a fresh read. Returns the number of labels learned.
         """
         if not applied:
             return 0
+        while True:
+            try:
+                return await self._on_batch(applied, rows, scores)
+            except WatchError:
+                log.info("a user's pending snapshots changed while the batch resolved them; resolving again")
+
+    async def _on_batch(
+        self,
+        applied: Sequence[Event],
+        rows: dict[str, tuple[int, int, list[float]]],
+        scores: dict[str, dict[str, dict[str, float]]],
+    ) -> int:
         users = list(rows)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for u in users:
-                pipe.get(pending_key(u))
-            blobs = await pipe.execute()
-        pending = {u: (_dec.decode(b) if b else {}) for u, b in zip(users, blobs, strict=True)}
-        learned = 0
-        resolved: list[tuple[int, str]] = []  # (partition, member) to drop from the expiry index
-        for ev in sorted(applied, key=lambda e: e.ts_ms):
-            snaps = pending[ev.user_id]
-            for task in list(snaps):
-                y = resolve_by_event(task, snaps[task], ev.kind, ev.ts_ms)
-                if y is not None:
-                    snap = snaps.pop(task)
-                    self._learn(task, snap, y)
-                    resolved.append((snap.partition, f"{task}|{ev.user_id}"))
-                    learned += 1
-            self.watermark_ms = max(self.watermark_ms, ev.ts_ms)
-        expiries: list[tuple[int, str, int]] = []
-        for u, (as_of, partition, x) in rows.items():
-            for task in TASKS:
-                if task not in pending[u]:
-                    pending[u][task] = Snapshot(as_of, x, scores.get(u, {}).get(task, {}), partition)
-                    expiries.append((partition, f"{task}|{u}", as_of + TASKS[task].horizon_days * DAY_MS))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        keys = [pending_key(u) for u in users]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(*keys)
+            blobs = cast(list[bytes | None], await pipe.mget(keys))
+            pending = {u: (_dec.decode(b) if b else {}) for u, b in zip(users, blobs, strict=True)}
+            labels: list[Label] = []
+            for ev in sorted(applied, key=lambda e: e.ts_ms):
+                snaps = pending[ev.user_id]
+                for task in list(snaps):
+                    y = resolve_by_event(task, snaps[task], ev.kind, ev.ts_ms)
+                    if y is not None:
+                        labels.append(Label(task, ev.user_id, snaps.pop(task), y))
+            expiries: list[tuple[int, str, int]] = []
+            taken: Counter[str] = Counter()
+            for u, (as_of, partition, x) in rows.items():
+                for task in TASKS:
+                    if task not in pending[u]:
+                        pending[u][task] = Snapshot(as_of, x, scores.get(u, {}).get(task, {}), partition)
+                        expiries.append((partition, f"{task}|{u}", as_of + TASKS[task].horizon_days * DAY_MS))
+                        taken[task] += 1
+            pipe.multi()
+            self._queue_labels(pipe, labels)
             for u in users:
                 pipe.set(pending_key(u), _enc.encode(pending[u])) if pending[u] else pipe.delete(pending_key(u))
-            for partition, member in resolved:
-                pipe.zrem(expiry_key(partition), member)
             for partition, member, expiry in expiries:
                 pipe.zadd(expiry_key(partition), {member: expiry})
+            for task, n in taken.items():
+                pipe.hincrby(counts_key(task), "taken", n)
+            watermark = max(self.watermark_ms, max(ev.ts_ms for ev in applied))
+            pipe.zadd(WATERMARK_KEY, {"max": watermark}, gt=True)
             await pipe.execute()
-        return learned
+        self.watermark_ms = watermark
+        return await self.follow({lab.snap.partition for lab in labels})
 
     async def expire(self, partitions: Iterable[int], limit: int = 5000) -> int:
         """Resolve snapshots whose horizon the watermark (latest event time less lateness) has passed."""
@@ -123,31 +223,53 @@ class OnlineLearner:
             return 0
         learned = 0
         for partition in partitions:
-            members = await self.redis.zrangebyscore(expiry_key(partition), "-inf", watermark, start=0, num=limit)
-            if not members:
-                continue
-            by_user: dict[str, list[str]] = {}
-            for m in members:
-                task, user = (m.decode() if isinstance(m, bytes) else str(m)).split("|", 1)
-                by_user.setdefault(user, []).append(task)
-            users = list(by_user)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for u in users:
-                    pipe.get(pending_key(u))
-                blobs = await pipe.execute()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for u, blob in zip(users, blobs, strict=True):
-                    snaps = _dec.decode(blob) if blob else {}
-                    for task in by_user[u]:
-                        snap = snaps.get(task)
-                        if snap is not None and (y := resolve_by_watermark(task, snap, watermark)) is not None:
-                            snaps.pop(task)
-                            self._learn(task, snap, y)
-                            learned += 1
-                    pipe.set(pending_key(u), _enc.encode(snaps)) if snaps else pipe.delete(pending_key(u))
-                pipe.zrem(expiry_key(partition), *members)
-                await pipe.execute()
+            while True:
+                try:
+                    learned += await self._expire(partition, watermark, limit)
+                    break
+                except WatchError:
+                    log.info("a user's pending snapshots changed while they expired; expiring again")
         return learned
+
+    async def _expire(self, partition: int, watermark: int, limit: int) -> int:
+        # members strictly below the watermark: exactly those resolve_by_watermark settles
+        members = await self.redis.zrangebyscore(expiry_key(partition), "-inf", f"({watermark}", start=0, num=limit)
+        if not members:
+            return 0
+        by_user: dict[str, list[str]] = {}
+        for m in members:
+            task, user = (m.decode() if isinstance(m, bytes) else str(m)).split("|", 1)
+            by_user.setdefault(user, []).append(task)
+        users = list(by_user)
+        keys = [pending_key(u) for u in users]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(*keys)
+            blobs = cast(list[bytes | None], await pipe.mget(keys))
+            labels: list[Label] = []
+            stale: list[str] = []  # index members whose snapshot is gone
+            kept: dict[str, int] = {}  # index members whose snapshot is not due: their score corrected
+            changed: dict[str, dict[str, Snapshot]] = {}
+            for u, blob in zip(users, blobs, strict=True):
+                snaps = _dec.decode(blob) if blob else {}
+                for task in by_user[u]:
+                    snap = snaps.get(task)
+                    if snap is None:
+                        stale.append(f"{task}|{u}")
+                    elif (y := resolve_by_watermark(task, snap, watermark)) is not None:
+                        labels.append(Label(task, u, snaps.pop(task), y))
+                        changed[u] = snaps
+                    else:
+                        kept[f"{task}|{u}"] = snap.as_of_ms + TASKS[task].horizon_days * DAY_MS
+            pipe.multi()
+            self._queue_labels(pipe, labels)
+            for u, snaps in changed.items():
+                pipe.set(pending_key(u), _enc.encode(snaps)) if snaps else pipe.delete(pending_key(u))
+            if stale:
+                pipe.zrem(expiry_key(partition), *stale)
+            if kept:
+                pipe.zadd(expiry_key(partition), kept)
+            await pipe.execute()
+        return await self.follow({lab.snap.partition for lab in labels})
 
     # ---- live quality and checkpoints -------------------------------------------------------------------------
     async def write_metrics(self) -> int:
@@ -179,19 +301,75 @@ class OnlineLearner:
         return n
 
     async def checkpoint(self) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
+        """Learn what this learner logged and has not learned yet (a lost answer), write every model's
+        checkpoint, then trim the label logs up to what it includes."""
+        await self.follow(self.logged_to)
+        await self.trim(await self.write_checkpoint())
+
+    async def write_checkpoint(self) -> dict[int, tuple[int, int]]:
+        """Write every model's checkpoint with the log positions and the watermark it includes (one
+        transaction); return the positions."""
+        positions = dict(self.positions)
+        meta = {"positions": positions, "watermark": self.watermark_ms}
+        async with self.redis.pipeline(transaction=True) as pipe:
             for task, model in self.models.items():
-                pipe.set(f"cs:online:{task}:{model.kind}", model.dumps(self.key))
+                pipe.set(checkpoint_key(task, model.kind), model.dumps(self.key, meta))
+            await pipe.execute()
+        return positions
+
+    async def trim(self, positions: dict[int, tuple[int, int]]) -> None:
+        """Drop the log entries up to ``positions``: only once a checkpoint that includes them is written."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for partition, (ms, seq) in positions.items():  # MINID keeps entries at or above the id
+                pipe.xtrim(log_key(partition), minid=f"{ms}-{seq + 1}", approximate=False)
             await pipe.execute()
 
+    async def follow(
+        self, partitions: Iterable[int], since: dict[str, dict[int, tuple[int, int]]] | None = None, chunk: int = 10_000
+    ) -> int:
+        """Learn the label log entries of ``partitions`` after this learner's positions, and move them.
+
+        The model learns from the logs, not from what a transaction meant to write: if a transaction was
+        applied but its answer lost (the connection dropped), its labels are still learned, by the next call
+        for their partition or at restore. ``since`` (at restore): task -> partition -> the last entry the
+        task's checkpoint includes; earlier entries are skipped.
+        """
+        todo, learned = sorted(set(partitions)), 0
+        while todo:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for partition in todo:
+                    pos = self.positions.get(partition)
+                    pipe.xrange(log_key(partition), min=f"({pos[0]}-{pos[1]}" if pos else "-", count=chunk)
+                answers = cast(list[Entries], await pipe.execute())
+            for partition, entries in zip(todo, answers, strict=True):
+                for raw, fields in entries:
+                    position = stream_id(raw)
+                    lab = _label_dec.decode(fields[b"l"])
+                    if since is None or position > since[lab.task].get(partition, (0, 0)):
+                        self._learn(lab)
+                        learned += 1
+                    self.positions[partition] = position
+            todo = [p for p, entries in zip(todo, answers, strict=True) if len(entries) == chunk]
+        return learned
+
     @classmethod
-    async def restore(cls, redis: aioredis.Redis, kind: str, key: bytes, **kwargs: Any) -> OnlineLearner:
+    async def restore(
+        cls, redis: aioredis.Redis, kind: str, key: bytes, partitions: Iterable[int] = (), **kwargs: Any
+    ) -> OnlineLearner:
+        """The models of the last checkpoint, the watermark, and the logged labels of ``partitions`` they lack."""
         models = {}
         for task in TASKS:
-            blob: bytes | None = await redis.get(f"cs:online:{task}:{kind}")  # type: ignore[assignment]
+            blob: bytes | None = await redis.get(checkpoint_key(task, kind))  # type: ignore[assignment]
             try:
                 models[task] = OnlineModel.loads(blob, key) if blob else OnlineModel(task, kind)
             except ValueError as exc:
                 log.error("%s: starting a fresh %s online model", exc, task)
                 models[task] = OnlineModel(task, kind)
-        return cls(redis, models, key=key, **kwargs)
+        learner = cls(redis, models, key=key, **kwargs)
+        seen = await redis.zscore(WATERMARK_KEY, "max")
+        learner.watermark_ms = max(int(seen or 0), *(m.meta.get("watermark", 0) for m in models.values()))
+        since = {task: m.meta.get("positions", {}) for task, m in models.items()}
+        replayed = await learner.follow(partitions, since)
+        if replayed:
+            log.info("learned %d labels resolved after the last checkpoint", replayed)
+        return learner

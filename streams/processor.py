@@ -5,7 +5,8 @@ Order of effects, each retried until it succeeds and each idempotent:
 2. how far this batch's ClickHouse rows go, per source partition (:mod:`streams.written`);
 3. applied events to the ClickHouse ``events`` table;
 4. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind);
-5. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
+5. the online learner's labels and snapshots (one Redis transaction, :mod:`streams.online`);
+6. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
 Redis goes last: once it holds the offsets, a redelivered record is skipped, so everything it produces
 elsewhere must already be written. The caller acks the batch's records only after ``process`` returns.
 
@@ -231,6 +232,9 @@ class FeatureProcessor:
             await self.predictions.flush(token)
             if scored is not None and scored.cache:
                 observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
+        learner = self.scorer.learner if self.scorer else None
+        if learner is not None and scored is not None:  # labels before states: see streams/online.py
+            await self._retry("redis", learner.on_batch, result.applied, scored.rows, scored.scores)
         conflicts = await self._retry(
             "redis",
             self.store.write_many,
@@ -243,12 +247,6 @@ class FeatureProcessor:
         await self._retry("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:
             observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)
-        learner = self.scorer.learner if self.scorer else None
-        if learner is not None and scored is not None:
-            try:  # best effort: a label lost to an outage only means one fewer training example
-                await learner.on_batch(result.applied, scored.rows, scored.scores)
-            except Exception:
-                log.exception("online learning skipped for this batch")
         for (topic, what), n in counts.items():
             EVENTS.labels(topic, what).inc(n)
         result.users = len(changed)

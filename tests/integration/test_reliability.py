@@ -34,6 +34,7 @@ from tests.integration.endstate import (
     stop_merges,
     wait_progress,
 )
+from tests.integration.learning_check import assert_labels_learned_once, wait_learning_settled
 from tests.integration.support import promote_new
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,8 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 
 
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
-    stack = own(stack, "crash")
+    """Also checks the online models: every label resolved was learned exactly once (learning_check)."""
+    stack = own(stack, "crash")  # own topics, group, registry and Redis database (own label counters)
     wl = Workload.generate("crash", users=4000, days=90, seed=21)
     assert wl.events >= 200_000
     rng = random.Random(5)
@@ -83,8 +85,11 @@ def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> N
             proc = stack.spawn_worker("crash")
         wl.join()
         stack.wait_consumed(timeout=900, worker=proc)
+        wait_learning_settled(stack.settings)
     finally:
         proc.stop()
+    learned = assert_labels_learned_once(stack.settings, wl)
+    print(f"online labels: {learned}")
     assert_exact_end_state(stack, wl)
 
 
