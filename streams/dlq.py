@@ -81,8 +81,10 @@ Send = Callable[[bytes | None, bytes, Headers], Awaitable[Awaitable[Any]]]
 @dataclass
 class _Known:
     mark: int  # every dead letter of offsets <= mark was delivered
+    mark_ms: int = 0  # when the mark was recorded (the scan starts there)
     sent: set[int] = field(default_factory=set)  # delivered offsets above the mark
     saved_at: float = 0.0
+    scanned: bool = False  # what a predecessor delivered above the mark has been read from the DLQ
 
 
 class KafkaDeadLetters:
@@ -109,23 +111,35 @@ class KafkaDeadLetters:
         self._buffer.append((record, reason, detail))
 
     async def _learn(self, sources: set[Source]) -> None:
-        """What was delivered for source partitions this process has not written to since it got them."""
-        marks = await self._ledger.load(sources) if self._ledger else {}
-        above = {s for s in sources if any(r.offset > marks.get(s, (-1, 0))[0] for r, _, _ in self._buffer)}
-        found: dict[Source, set[int]] = {}
+        """The marks of source partitions this process has not written to since it got them, and, on the first
+        dead letter above a partition's mark (in this batch or a later one), what a predecessor delivered there.
+
+        Records at or below the mark often come first after a restart: malformed ones are dead-lettered again
+        whatever the state says, and they need no scan. The scan waits for the first one above the mark.
+        """
+        if unknown := sources - self._known.keys():
+            marks = await self._ledger.load(unknown) if self._ledger else {}
+            for s in unknown:
+                offset, at_ms = marks.get(s, (-1, 0))
+                self._known[s] = _Known(offset, at_ms, scanned=self._scan is None)
+        above = {
+            (r.topic, r.partition)
+            for r, _, _ in self._buffer
+            if not self._known[(r.topic, r.partition)].scanned and r.offset > self._known[(r.topic, r.partition)].mark
+        }
         if above and self._scan is not None:
-            since = min(marks.get(s, (-1, 0))[1] for s in above)
+            since = min(self._known[s].mark_ms for s in above)
             found = await self._scan(max(0, since - SCAN_SLACK_MS), above)
-        for s in sources:
-            self._known[s] = _Known(marks.get(s, (-1, 0))[0], found.get(s, set()))
+            for s in above:
+                self._known[s].sent |= found.get(s, set())
+                self._known[s].scanned = True
 
     async def flush(self) -> int:
         if not self._buffer:
             return 0
         sources = {(r.topic, r.partition) for r, _, _ in self._buffer}
         self._touched |= sources
-        if unknown := sources - self._known.keys():
-            await self._learn(unknown)
+        await self._learn(sources)
         todo = []
         for entry in self._buffer:
             source = (entry[0].topic, entry[0].partition)
@@ -133,11 +147,17 @@ class KafkaDeadLetters:
             if entry[0].offset > known.mark and entry[0].offset not in known.sent and self._owned(source):
                 todo.append(entry)
         pending = [await self._send(r.key, r.value, dlq_headers(r, reason, detail)) for r, reason, detail in todo]
-        for fut in pending:
-            await fut
-        for r, reason, _ in todo:
+        failed: BaseException | None = None
+        for (r, reason, _), fut in zip(todo, pending, strict=True):
+            try:
+                await fut
+            except Exception as exc:  # the others may be delivered: record them, so a retry sends only this one
+                failed = failed or exc
+                continue
             self._known[(r.topic, r.partition)].sent.add(r.offset)
             DLQ.labels(reason).inc()
+        if failed is not None:
+            raise failed
         self._buffer.clear()
         return len(todo)
 

@@ -117,3 +117,52 @@ def test_an_old_owner_finishing_a_revoked_batch_leaves_its_dead_letters_and_its_
 
     run(go())
     assert sorted(o for _, _, o in topic.delivered) == [2, 3]
+
+
+def test_a_restart_that_first_replays_dead_letters_below_the_mark_still_finds_what_the_crashed_worker_sent() -> None:
+    """After a crash, records at or below the mark come first (malformed records are dead-lettered again whatever
+    the state says); the first dead letter above the mark, in a later batch, must still trigger the scan.
+    (Seen in the SIGKILL test: a dead letter delivered twice, page_views partition 2 offset 674.)"""
+    topic, ledger = Topic(), MemoryLedger()
+
+    async def go() -> None:
+        crashed = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(crashed, [3])
+        await crashed.flush()
+        await crashed.commit({("page_views", 0): 5})  # mark: 5
+        batch(crashed, [8])
+        await crashed.flush()  # delivered; the worker dies before the commit
+        restarted = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(restarted, [3])  # redelivered from the committed offset: below the mark
+        await restarted.flush()
+        batch(restarted, [8])  # above the mark: the crashed worker sent it
+        await restarted.flush()
+
+    run(go())
+    assert topic.delivered == [("page_views", 0, 3), ("page_views", 0, 8)]
+
+
+def test_a_flush_retried_after_one_failed_delivery_resends_only_that_one() -> None:
+    topic, ledger = Topic(), MemoryLedger()
+    failures = iter([False, True, False])
+
+    async def flaky(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if next(failures, False):
+            done.set_exception(OSError("delivery failed"))
+        else:
+            await topic.send(key, value, headers)
+            done.set_result(None)
+        return done
+
+    sink = KafkaDeadLetters(flaky, ledger, topic.scan)
+
+    async def go() -> None:
+        batch(sink, [1, 2, 3])
+        try:
+            await sink.flush()
+        except OSError:
+            await sink.flush()  # the processor retries the flush
+
+    run(go())
+    assert sorted(topic.delivered) == [("page_views", 0, 1), ("page_views", 0, 2), ("page_views", 0, 3)]
