@@ -122,6 +122,7 @@ class Run:
         """Write the run record; with ``outcome == "ok"`` also publish its figures in ``benchmarks.json``."""
         assert self.docs is not None, "a run without a docs directory is not saved"
         self.outcome, self.finished_utc = outcome, now_utc()
+        self.machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         path = self.docs / RUNS / f"{self.run_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.record(), indent=2, sort_keys=True) + "\n")

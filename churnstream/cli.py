@@ -399,7 +399,9 @@ def models_promote(task: str, model: str, version: str = typer.Option("", help="
 
 
 bench_app = typer.Typer(
-    help="Benchmarks on the local stack; results go to docs/benchmarks.md and .json.", no_args_is_help=True
+    help="Benchmarks on the local stack; each run writes a record to docs/benchmark-runs/ and updates "
+    "docs/benchmarks.md and .json.",
+    no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")
 
@@ -457,7 +459,7 @@ def bench_api(
     rate: int = typer.Option(1000, help="offered requests per second"),
     seconds: int = typer.Option(30, help="measured duration"),
 ) -> None:
-    """Score-lookup latency (p50/p99) of one API process at a fixed request rate (autocannon from npm)."""
+    """Score-lookup latency of one API process at a fixed request rate; answers per status code, 5xx fails."""
     from bench.api_latency import run
 
     run(get_settings(), console, rate=rate, seconds=seconds)
