@@ -247,6 +247,7 @@ def run(
     redis_users: int = 1_000_000,
     load_seconds: int = 30,
     stages: tuple[str, ...] = STAGES,
+    naive_records: int = 30_000,
 ) -> dict[str, Any]:
     """The stages in order: ``throughput`` (with the naive baseline and memory), ``two`` and ``latency``."""
     run = Run.start("e2e", sys.argv)
@@ -256,6 +257,7 @@ def run(
         "seed": seed,
         "redis_users": redis_users,
         "load_seconds": load_seconds,
+        "naive_records": naive_records,
         "stages": list(stages),
         "partitions": settings.partitions,
     }
@@ -264,12 +266,22 @@ def run(
     settings.dir("logs")
     ensure_models(settings, console, users=1000)
     figures: dict[str, Any] = {}
-    if "throughput" in stages:
-        figures |= throughput(settings, console, run, users, days, seed, redis_users)
-    if "two" in stages:
-        figures |= two_workers(settings, console, run, max(1000, users // 5), days, seed)
-    if "latency" in stages:
-        figures |= latency(settings, console, run, load_seconds)
+    stage = "start"
+    try:
+        if "throughput" in stages:
+            stage = "throughput"
+            figures |= throughput(settings, console, run, users, days, seed, redis_users, naive_records)
+        if "two" in stages:
+            stage = "two"
+            figures |= two_workers(settings, console, run, max(1000, users // 5), days, seed)
+        if "latency" in stages:
+            stage = "latency"
+            figures |= latency(settings, console, run, load_seconds)
+    except BaseException as exc:  # the figures so far are kept in the record, and not published
+        console.print(
+            f"[red]bench e2e failed in stage {stage}:[/] {exc!r} (record: {run.save(f'failed: {stage}: {exc!r}')})"
+        )
+        raise
     console.print(f"run record: {run.save()}")
     return figures
 
@@ -280,7 +292,14 @@ def _link(run: Run) -> str:
 
 
 def throughput(
-    settings: Settings, console: Console, run: Run, users: int, days: int, seed: int, redis_users: int
+    settings: Settings,
+    console: Console,
+    run: Run,
+    users: int,
+    days: int,
+    seed: int,
+    redis_users: int,
+    naive_records: int,
 ) -> dict[str, Any]:
     prefix = f"e2e-{uuid.uuid4().hex[:6]}"
     topics = ft.make_topics(settings, prefix)
@@ -326,7 +345,7 @@ def throughput(
     console.print(f"end to end: {results['e2e'].events_per_s:,.0f} events/s, peak RSS {max(rss or [0]):,.0f} MB")
     console.print(f"outcomes: {outcomes}")
 
-    naive_n = min(n, 30_000)
+    naive_n = min(n, naive_records)
     port = free_port()
     clear_users(settings, f"{prefix}-u")
     env = ft.worker_env(settings, topics, f"{prefix}-naive", port) | {"CHURNSTREAM_BATCH_SIZE": "1"}

@@ -435,6 +435,7 @@ def bench_e2e(
     redis_users: int = typer.Option(1_000_000, help="other users' state seeded in Redis for the memory figure"),
     load_seconds: int = typer.Option(30, help="seconds of traffic at each offered load"),
     stages: str = typer.Option("throughput,two,latency", help="comma-separated stages to run"),
+    naive_records: int = typer.Option(30_000, help="records for the naive baseline (batches of one event)"),
 ) -> None:
     """End-to-end throughput (all models) vs. Faust no-op and bare consumer, naive baseline and worker memory
     with 1M users in Redis (throughput); one vs. two workers (two); latency at 1k/5k/10k events/s (latency)."""
@@ -451,6 +452,7 @@ def bench_e2e(
         redis_users=redis_users,
         load_seconds=load_seconds,
         stages=chosen,
+        naive_records=naive_records,
     )
 
 
