@@ -165,10 +165,12 @@ def two_workers(settings: Settings, console: Console, run: Run, users: int, days
         "two_workers_events_per_s": round(results[2].events_per_s),
     }
     run.figures.update(figures)
-    figures["two_workers_scaling"] = run.ratio("two_workers_scaling", *figures, 2)
+    figures["two_workers_scaling"] = run.ratio(
+        "two_workers_scaling", "two_workers_events_per_s", "one_worker_events_per_s", 2
+    )
     run.details["two"] = {"records": n, "users": users, "days": days}
     clickhouse = (
-        "each worker on its own embedded chDB path (chDB allows one process per data path)"
+        "each worker on its own embedded chDB path, as chDB allows one process per data path"
         if settings.embedded_clickhouse
         else "both on the same ClickHouse server"
     )
