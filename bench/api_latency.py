@@ -3,6 +3,10 @@
 The load generator (``bench/api_load.js``, Node's http module) is open loop: request i is due at start + i/rate
 and its latency runs from that due time, so a stalled server cannot hide behind a waiting generator. It cycles
 through the ids of users whose events the worker has just scored.
+
+Every answer is counted by status code, and the first non-2xx answers are kept in the run record with their
+bodies. A 5xx answer, or a request that got no answer, is a defect: the run is recorded as failed and the command
+exits non-zero. Percentiles come from every request's recorded latency (HDR histogram, ``bench/latency.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import redis
+import typer
 from rich.console import Console
 
-from bench.report import update_json, update_section
+from bench.latency import read_micros, summary
+from bench.records import Run
+from bench.report import update_section
 from churnstream.settings import Settings
+from features.state import state_key
 from infra import stack
 from infra.processes import ManagedProcess, free_port
 from streams import generator
@@ -33,24 +42,68 @@ COMMAND = "churnstream bench api --rate {rate} --seconds {seconds}"
 
 
 def load(base: str, key: str, rate: int, seconds: int, ids: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        ["node", str(LOAD_JS), base, key, str(rate), str(seconds), str(ids)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    """One open-loop load: the generator's counts and samples, and percentiles from every request's latency."""
+    with tempfile.NamedTemporaryFile(suffix=".us") as lat:
+        out = subprocess.run(
+            ["node", str(LOAD_JS), base, key, str(rate), str(seconds), str(ids), lat.name],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        )
+        result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        result["latency"] = summary(read_micros(Path(lat.name)))
+    return result
+
+
+def history_start(now_ms: int | None = None) -> int:
+    """Midnight (UTC) 31 days ago: 30 simulated days from there end before today, none in the future.
+
+    The history used to start on the first user's signup day, so it ran up to 21 days past now; the worker
+    dead-letters events more than a day ahead of the broker clock (``ts_in_future``), and a user with only such
+    events was never processed: each lookup of that user was a 404 (7 of 20,000 requests in one run).
+
+    >>> history_start(31 * 86_400_000 + 5)
+    0
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return now_ms - now_ms % 86_400_000 - 31 * 86_400_000
+
+
+def unprocessed(settings: Settings, user_ids: list[str]) -> list[str]:
+    """The users among ``user_ids`` of whom Redis holds no state (the worker applied none of their events)."""
+    r = redis.Redis.from_url(settings.redis_url)
+    with r.pipeline(transaction=False) as pipe:
+        for u in user_ids:
+            pipe.exists(state_key(u))
+        found = pipe.execute()
+    return [u for u, n in zip(user_ids, found, strict=True) if not n]
+
+
+def defects(result: dict[str, Any]) -> list[str]:
+    """What fails the run: 5xx answers and requests without an answer.
+
+    >>> defects({"statuses": {"200": 9, "404": 1}, "errors": 0})
+    []
+    >>> defects({"statuses": {"200": 9, "503": 2}, "errors": 1, "error_kinds": {"ECONNRESET": 1}})
+    ['2 answers 503', "1 requests got no answer ({'ECONNRESET': 1})"]
+    """
+    out = [f"{n} answers {code}" for code, n in sorted(result["statuses"].items()) if int(code) >= 500]
+    if result["errors"]:
+        out.append(f"{result['errors']} requests got no answer ({result.get('error_kinds')})")
+    return out
 
 
 def run(settings: Settings, console: Console, rate: int = 1000, seconds: int = 30) -> dict[str, Any]:
+    record = Run.start("api", sys.argv)
+    record.sizes = {"rate": rate, "seconds": seconds, "users": 3000, "days": 30, "warm_up": f"{rate // 2}/s for 5 s"}
     with console.status("stack up"):
         stack.up(settings)
     ensure_models(settings, console, users=1000)
     key = create_key(settings)
     prefix = f"bapi{uuid.uuid4().hex[:5]}"
-    users = generator.make_users(3000, 30, 3, prefix=prefix, start_ms=int(time.time() * 1000) - 30 * 86_400_000)
-    events = generator.simulate(users, 30, 3, start_ms=users[0].signup_ms - users[0].signup_ms % 86_400_000)
+    users = generator.make_users(3000, 30, 3, prefix=prefix, start_ms=(start_ms := history_start()))
+    events = generator.simulate(users, 30, 3, start_ms=start_ms)
     port = free_port()
     proc = ManagedProcess("bench-api", settings.dir("run") / "bench-api.pid")
     proc.spawn(
@@ -73,21 +126,48 @@ def run(settings: Settings, console: Console, rate: int = 1000, seconds: int = 3
             proc.wait_http(
                 base + "/healthz", max(1.0, deadline - time.monotonic()), settings.home / "logs" / "bench-api.log"
             )
+        scored = sorted({e["user_id"] for e in events})
+        if unknown := unprocessed(settings, scored):
+            # every id the load asks for must be a user the worker applied events of: a 404 then is the API's
+            record.details["unprocessed_users"] = unknown[:20]
+            path = record.save(outcome=f"failed: {len(unknown)} of the bench's users were never processed")
+            console.print(f"[red]bench api failed:[/] {len(unknown)} users never processed: {unknown[:5]} ({path})")
+            raise typer.Exit(1)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-            scored = sorted({e["user_id"] for e in events})
             f.write("\n".join(scored))
             ids = Path(f.name)
         with console.status("warming up"):
-            load(base, key, rate // 2, 5, ids)
+            warm = load(base, key, rate // 2, 5, ids)
         with console.status(f"{rate:,} req/s for {seconds}s"):
             result = load(base, key, rate, seconds, ids)
         ids.unlink()
     finally:
         proc.stop()
     console.print(result)
-    figures = {"api_p50_ms_at_1k": result["p50_ms"], "api_p99_ms_at_1k": result["p99_ms"]} if rate == 1000 else {}
-    if figures:
-        update_json(figures)
+    lat = result["latency"]
+    at = "1k" if rate == 1000 else f"{rate}rps"
+    record.figures = {
+        f"api_requests_at_{at}": result["requests"],
+        f"api_non2xx_at_{at}": result["non2xx"],
+        f"api_p50_ms_at_{at}": lat["p50_ms"],
+        f"api_p95_ms_at_{at}": lat["p95_ms"],
+        f"api_p99_ms_at_{at}": lat["p99_ms"],
+        f"api_max_ms_at_{at}": lat["max_ms"],
+    }
+    record.details = {
+        "measured": {k: v for k, v in result.items() if not k.endswith("_ms")},
+        "warm_up": {k: v for k, v in warm.items() if not k.endswith("_ms")},
+        "generator_percentiles_ms_unpublished": {k: v for k, v in result.items() if k.endswith("_ms")},
+    }
+    failures = defects(result) + [f"warm-up: {d}" for d in defects(warm)]
+    if failures:
+        path = record.save(outcome="failed: " + "; ".join(failures))
+        console.print(f"[red]bench api failed:[/] {'; '.join(failures)} (record: {path})")
+        for sample in result["non2xx_samples"] + warm["non2xx_samples"]:
+            console.print(sample)
+        raise typer.Exit(1)
+    path = record.save()
+    statuses = ", ".join(f"{code}: {n:,}" for code, n in sorted(result["statuses"].items()))
     md = [
         "## API score lookups (one API process)",
         "",
@@ -95,14 +175,19 @@ def run(settings: Settings, console: Console, rate: int = 1000, seconds: int = 3
         f"cycling through {len(scored):,} users just scored by the worker; `bench/api_load.js`, open loop at "
         f"{rate:,} requests/s (latency from each request's due time) over up to 64 keep-alive connections for "
         f"{seconds} s on loopback, after a 5 s warm-up at half the rate. The API runs in "
-        "`churnstream run` (beside an idle worker), as in embedded mode.",
+        "`churnstream run` (beside an idle worker), as in embedded mode. Run record: "
+        f"[`{record.run_id}`](benchmark-runs/{record.run_id}.json) (commit `{record.commit[:7]}`"
+        f"{', with uncommitted changes' if record.dirty else ''}, {record.started_utc}). Percentiles from every "
+        "request's recorded latency (HDR histogram).",
         "",
-        "| offered load | achieved | requests | non-2xx | p50 | p90 | p99 | max |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {rate:,}/s | {result['rps']:,.0f}/s | {result['requests']:,} | {result['non2xx']} | {result['p50_ms']} ms "
-        f"| {result['p90_ms']} ms | **{result['p99_ms']} ms** | {result['max_ms']} ms |",
+        "| offered load | achieved | requests | answers by status | p50 | p95 | p99 | max |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
+        f"| {rate:,}/s | {result['rps']:,.0f}/s | {result['requests']:,} | {statuses} | {lat['p50_ms']} ms "
+        f"| {lat['p95_ms']} ms | **{lat['p99_ms']} ms** | {lat['max_ms']} ms |",
         "",
-        "Target: p99 <= 5 ms at 1,000 requests/s. The generator's 1 ms timer adds up to about 1 ms to each figure.",
+        "Target: p99 <= 5 ms at 1,000 requests/s. The generator's 1 ms timer adds up to about 1 ms to each figure. "
+        "Any 5xx answer, or a request without an answer, fails the run.",
     ]
     update_section("api", "\n".join(md))
+    console.print(f"run record: {path}")
     return result

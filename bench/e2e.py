@@ -1,11 +1,15 @@
 """`churnstream bench e2e`: the whole worker (features, Redis, both tasks, pretrained and online models,
 ClickHouse rows) against the framework's floor, on the same topics in the same run; then the naive baseline
 (micro-batches of one event), two workers in one group, event-to-score latency at fixed offered loads, and the
-worker's memory with a million users' state in Redis."""
+worker's memory with many users' state in Redis.
+
+One invocation is one run: every figure of every stage goes into one run record (``bench/records.py``), and each
+ratio is taken between two figures of that run. Latency percentiles come from the worker's per-event HDR
+histograms (``CHURNSTREAM_LATENCY_LOG``, ``streams/latency.py``), not from Prometheus bucket bounds."""
 
 from __future__ import annotations
 
-import math
+import sys
 import threading
 import time
 import uuid
@@ -16,7 +20,9 @@ import redis
 from rich.console import Console
 
 from bench import features_throughput as ft
-from bench.report import update_json, update_section
+from bench.latency import read_log, summary
+from bench.records import Run
+from bench.report import update_section
 from churnstream.settings import Settings
 from features.offline import accept
 from features.state import UserState, apply, encode_state, state_key
@@ -25,9 +31,8 @@ from infra.processes import free_port
 from streams import generator
 from streams.demo import ensure_models
 from streams.produce import producer
-from streams.scrape import Scrape, quantile
+from streams.scrape import Scrape
 
-COMMAND = "churnstream bench e2e --users {users} --days {days}"
 LOADS = (1000, 5000, 10000)
 STAGES = ("throughput", "two", "latency")
 
@@ -54,7 +59,7 @@ def rss_mb(pid: int) -> float:
 
 
 def _ms(value: float | None) -> str:
-    return "> 60,000" if value is None else f"{value:,g}"
+    return "none recorded" if value is None else f"{value:,g}"
 
 
 def seed_users(settings: Settings, n: int) -> None:
@@ -73,11 +78,13 @@ def seed_users(settings: Settings, n: int) -> None:
 
 
 def offered_load(settings: Settings, console: Console, rate: int, seconds: int) -> dict[str, Any]:
-    """Produce at ``rate`` events/s for ``seconds`` while one worker runs; latency from its histograms."""
+    """Produce at ``rate`` events/s for ``seconds`` while one worker runs; latency from its per-event HDR log."""
     prefix = f"lat{rate}-{uuid.uuid4().hex[:5]}"
     topics = ft.make_topics(settings, prefix)
     port = free_port()
-    proc = ft.spawn_worker(ft.worker_env(settings, topics, f"{prefix}-w", port), f"bench-{prefix}.log")
+    latency_log = settings.dir("run") / f"latency-{prefix}.jsonl"
+    env = ft.worker_env(settings, topics, f"{prefix}-w", port) | {"CHURNSTREAM_LATENCY_LOG": str(latency_log)}
+    proc = ft.spawn_worker(env, f"bench-{prefix}.log")
     try:
         events = generator.simulate(generator.make_users(4000, 60, 9, prefix=prefix), 60, 9)
         records = generator.arrivals(events, 9)
@@ -89,8 +96,8 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
             p.produce(mapping[rec.topic], value=rec.value, key=rec.key)
         p.flush(30)
         ft.measure([port], warm, [proc], "warm-up")
-        time.sleep(2)
-        before = Scrape.read(f"http://127.0.0.1:{port}/metrics")
+        time.sleep(2)  # the warm-up's latencies are in log intervals that end before ``since``
+        since = time.time()
         records = records[warm:]
         n, started = 0, time.monotonic()
         with console.status(f"offering {rate:,} events/s for {seconds}s"):
@@ -109,27 +116,27 @@ def offered_load(settings: Settings, console: Console, rate: int, seconds: int) 
             p.flush(30)
             achieved = n / (time.monotonic() - started)
             drained = ft.measure([port], warm + n, [proc], "drain")
-        after = Scrape.read(f"http://127.0.0.1:{port}/metrics")
-
-        def ms(metric: str, q: float) -> float | None:
-            """The histogram bucket bound of quantile ``q``; None beyond the last finite bucket (over 60 s)."""
-            name = f"churnstream_event_to_{metric}_seconds"
-            bound = quantile(after.buckets(name), before.buckets(name), q)
-            return None if bound is None or math.isinf(bound) else bound * 1000
-
-        return {
+        time.sleep(2.5)  # the worker writes its latency log once a second
+        histograms = read_log(latency_log, since)
+        row: dict[str, Any] = {
             "offered": rate,
             "achieved_produce": round(achieved),
             "events": n,
             "drain_seconds_after_produce": round(drained.seconds, 1),
-            **{f"score_p{q}_ms": ms("score", q / 100) for q in (50, 95, 99)},
-            **{f"clickhouse_p{q}_ms": ms("clickhouse", q / 100) for q in (50, 95, 99)},
+            "latency_log": str(latency_log),
         }
+        for metric, short in (("event_to_score", "score"), ("event_to_clickhouse", "clickhouse")):
+            lat = summary(histograms[metric]) if metric in histograms else {}
+            # every measured event is recorded once: a count that differs says the window or the hook is wrong
+            row[f"{short}_recorded"] = lat.get("count", 0)
+            for q in ("p50", "p95", "p99", "max"):
+                row[f"{short}_{q}_ms"] = lat.get(f"{q}_ms")
+        return row
     finally:
         ft.stop([proc])
 
 
-def two_workers(settings: Settings, console: Console, users: int, days: int, seed: int) -> dict[str, Any]:
+def two_workers(settings: Settings, console: Console, run: Run, users: int, days: int, seed: int) -> dict[str, Any]:
     """One worker, then two workers in one group, over the same 4 partitions of the same topics, same run."""
     prefix = f"two-{uuid.uuid4().hex[:6]}"
     topics = ft.make_topics(settings, prefix)
@@ -154,21 +161,25 @@ def two_workers(settings: Settings, console: Console, users: int, days: int, see
             ft.stop(procs)
         console.print(f"{workers} worker(s): {results[workers].events_per_s:,.0f} events/s")
     figures = {
+        "one_worker_events_per_s": round(results[1].events_per_s),
         "two_workers_events_per_s": round(results[2].events_per_s),
-        "two_workers_scaling": round(results[2].events_per_s / results[1].events_per_s, 2),
     }
-    update_json(figures)
+    run.figures.update(figures)
+    figures["two_workers_scaling"] = run.ratio(
+        "two_workers_scaling", "two_workers_events_per_s", "one_worker_events_per_s", 2
+    )
+    run.details["two"] = {"records": n, "users": users, "days": days}
     clickhouse = (
-        "each worker on its own embedded chDB path (chDB allows one process per data path)"
+        "each worker on its own embedded chDB path, as chDB allows one process per data path"
         if settings.embedded_clickhouse
         else "both on the same ClickHouse server"
     )
     md = [
         "## Two workers in one consumer group",
         "",
-        f"Command: `{COMMAND.format(users=users, days=days)} --stages two`: {n:,} generated records over "
+        f"Command: `{run.command}` (stage two, {users:,} users): {n:,} generated records over "
         f"{settings.partitions} partitions of each input topic; first one worker, then two workers in one group "
-        f"({clickhouse}), same topics, same run, all models on.",
+        f"({clickhouse}), same topics, same run, all models on. Run record: {_link(run)}.",
         "",
         "| workers | events/s | vs one worker |",
         "|---:|---:|---:|",
@@ -183,35 +194,43 @@ def two_workers(settings: Settings, console: Console, users: int, days: int, see
     return figures
 
 
-def latency(settings: Settings, console: Console, load_seconds: int) -> dict[str, Any]:
+def latency(settings: Settings, console: Console, run: Run, load_seconds: int) -> dict[str, Any]:
     rows = [offered_load(settings, console, rate, load_seconds) for rate in LOADS]
     for row in rows:
         console.print(row)
-    at5k = next(r for r in rows if r["offered"] == 5000)
-    figures = {
-        "p99_event_to_score_ms_at_5k": at5k["score_p99_ms"],
-        "p99_event_to_clickhouse_ms_at_5k": at5k["clickhouse_p99_ms"],
-        **{f"p99_event_to_score_ms_at_{r['offered'] // 1000}k": r["score_p99_ms"] for r in rows},
-    }
-    update_json(figures)
+    figures: dict[str, Any] = {}
+    for r in rows:
+        at = f"{r['offered'] // 1000}k"
+        figures |= {
+            f"latency_events_at_{at}": r["events"],
+            f"p50_event_to_score_ms_at_{at}": r["score_p50_ms"],
+            f"p99_event_to_score_ms_at_{at}": r["score_p99_ms"],
+            f"p99_event_to_clickhouse_ms_at_{at}": r["clickhouse_p99_ms"],
+        }
+    run.figures.update(figures)
+    run.details["latency"] = rows
     lat_rows = [
         f"| {r['offered']:,}/s | {r['achieved_produce']:,}/s | {r['events']:,} | {r['drain_seconds_after_produce']} s "
-        f"| {_ms(r['score_p50_ms'])} / {_ms(r['score_p95_ms'])} / **{_ms(r['score_p99_ms'])}** ms "
-        f"| {_ms(r['clickhouse_p50_ms'])} / {_ms(r['clickhouse_p95_ms'])} / **{_ms(r['clickhouse_p99_ms'])}** ms |"
+        f"| {_ms(r['score_p50_ms'])} / {_ms(r['score_p95_ms'])} / **{_ms(r['score_p99_ms'])}** / "
+        f"{_ms(r['score_max_ms'])} ms ({r['score_recorded']:,}) "
+        f"| {_ms(r['clickhouse_p50_ms'])} / {_ms(r['clickhouse_p95_ms'])} / **{_ms(r['clickhouse_p99_ms'])}** / "
+        f"{_ms(r['clickhouse_max_ms'])} ms ({r['clickhouse_recorded']:,}) |"
         for r in rows
     ]
     md = [
         "## Event-to-score latency at fixed offered loads",
         "",
-        f"Command: `churnstream bench e2e --stages latency --load-seconds {load_seconds}`: one worker with all "
+        f"Command: `{run.command}` (latency stage): one worker with all "
         f"models on, fresh topics per load, {load_seconds} s of generated events produced at the offered rate "
-        "after a warm-up. Latency runs from each record's broker timestamp to its score being in Redis, and to "
-        "its prediction rows being inserted in ClickHouse, from the worker's Prometheus histograms (bucket upper "
-        "bounds: 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s, ...). When the offered load exceeds what one "
-        "worker sustains, the backlog grows and so does the latency: the drain column says how long the worker "
-        "needed after the producer stopped.",
+        "after a warm-up of 200 events. Latency runs from each record's broker timestamp to its score being in "
+        "Redis, and to its prediction rows being inserted in ClickHouse. The worker records every event's latency "
+        "in an HDR histogram (`CHURNSTREAM_LATENCY_LOG`, 3 significant digits) and the percentiles come from "
+        "those recorded values; in brackets, how many events were recorded (it should equal the events column). "
+        "When the offered load exceeds what one worker sustains, the backlog grows and so does the latency: the "
+        f"drain column says how long the worker needed after the producer stopped. Run record: {_link(run)}.",
         "",
-        "| offered | produced | events | drain after | to Redis p50 / p95 / p99 | to ClickHouse p50 / p95 / p99 |",
+        "| offered | produced | events | drain after | to Redis p50 / p95 / p99 / max (recorded) "
+        "| to ClickHouse p50 / p95 / p99 / max (recorded) |",
         "|---:|---:|---:|---:|---:|---:|",
         *lat_rows,
         "",
@@ -230,24 +249,59 @@ def run(
     redis_users: int = 1_000_000,
     load_seconds: int = 30,
     stages: tuple[str, ...] = STAGES,
+    naive_records: int = 30_000,
 ) -> dict[str, Any]:
     """The stages in order: ``throughput`` (with the naive baseline and memory), ``two`` and ``latency``."""
+    run = Run.start("e2e", sys.argv)
+    run.sizes = {
+        "users": users,
+        "days": days,
+        "seed": seed,
+        "redis_users": redis_users,
+        "load_seconds": load_seconds,
+        "naive_records": naive_records,
+        "stages": list(stages),
+        "partitions": settings.partitions,
+    }
     with console.status("stack up"):
         stack.up(settings)
     settings.dir("logs")
     ensure_models(settings, console, users=1000)
     figures: dict[str, Any] = {}
-    if "throughput" in stages:
-        figures |= throughput(settings, console, users, days, seed, redis_users)
-    if "two" in stages:
-        figures |= two_workers(settings, console, max(1000, users // 5), days, seed)
-    if "latency" in stages:
-        figures |= latency(settings, console, load_seconds)
+    stage = "start"
+    try:
+        if "throughput" in stages:
+            stage = "throughput"
+            figures |= throughput(settings, console, run, users, days, seed, redis_users, naive_records)
+        if "two" in stages:
+            stage = "two"
+            figures |= two_workers(settings, console, run, max(1000, users // 5), days, seed)
+        if "latency" in stages:
+            stage = "latency"
+            figures |= latency(settings, console, run, load_seconds)
+    except BaseException as exc:  # the figures so far are kept in the record, and not published
+        console.print(
+            f"[red]bench e2e failed in stage {stage}:[/] {exc!r} (record: {run.save(f'failed: {stage}: {exc!r}')})"
+        )
+        raise
+    console.print(f"run record: {run.save()}")
     return figures
 
 
+def _link(run: Run) -> str:
+    dirty = ", with uncommitted changes" if run.dirty else ""
+    return f"[`{run.run_id}`](benchmark-runs/{run.run_id}.json) (commit `{run.commit[:7]}`{dirty}, {run.started_utc})"
+
+
 def throughput(
-    settings: Settings, console: Console, users: int, days: int, seed: int, redis_users: int
+    settings: Settings,
+    console: Console,
+    run: Run,
+    users: int,
+    days: int,
+    seed: int,
+    redis_users: int,
+    naive_records: int,
 ) -> dict[str, Any]:
     prefix = f"e2e-{uuid.uuid4().hex[:6]}"
     topics = ft.make_topics(settings, prefix)
@@ -293,7 +347,7 @@ def throughput(
     console.print(f"end to end: {results['e2e'].events_per_s:,.0f} events/s, peak RSS {max(rss or [0]):,.0f} MB")
     console.print(f"outcomes: {outcomes}")
 
-    naive_n = min(n, 30_000)
+    naive_n = min(n, naive_records)
     port = free_port()
     clear_users(settings, f"{prefix}-u")
     env = ft.worker_env(settings, topics, f"{prefix}-naive", port) | {"CHURNSTREAM_BATCH_SIZE": "1"}
@@ -306,20 +360,26 @@ def throughput(
     console.print(f"naive: {results['naive'].events_per_s:,.0f} events/s")
 
     e2e, noop = results["e2e"], results["noop"]
-    figures = {
-        "e2e_events_per_s": round(e2e.events_per_s),
-        "faust_noop_events_per_s": round(noop.events_per_s),
-        "faust_noop_default_events_per_s": round(results["noop_default"].events_per_s),
-        "e2e_ratio_vs_default_noop": round(e2e.events_per_s / results["noop_default"].events_per_s, 3),
-        "faust_noop_tuned_events_per_s": round(results["noop_tuned"].events_per_s),
-        "bare_consumer_events_per_s": round(results["bare"].events_per_s),
-        "e2e_ratio": round(e2e.events_per_s / noop.events_per_s, 3),
-        "e2e_vs_bare_ratio": round(e2e.events_per_s / results["bare"].events_per_s, 4),
-        "naive_events_per_s": round(results["naive"].events_per_s),
-        "worker_rss_mb_with_1m_users": round(max(rss or [0])),
-    }
-    update_json(figures)
-    command = COMMAND.format(users=users, days=days)
+    run.figures.update(
+        {
+            "e2e_records": n,
+            "e2e_events_per_s": round(e2e.events_per_s),
+            "faust_noop_events_per_s": round(noop.events_per_s),
+            "faust_noop_default_events_per_s": round(results["noop_default"].events_per_s),
+            "faust_noop_tuned_events_per_s": round(results["noop_tuned"].events_per_s),
+            "bare_consumer_events_per_s": round(results["bare"].events_per_s),
+            "naive_events_per_s": round(results["naive"].events_per_s),
+            "worker_peak_rss_mb": round(max(rss or [0])),
+            "redis_seeded_users": redis_users,
+        }
+    )
+    # ratios only between figures of this run
+    run.ratio("e2e_ratio", "e2e_events_per_s", "faust_noop_events_per_s")
+    run.ratio("e2e_ratio_vs_default_noop", "e2e_events_per_s", "faust_noop_default_events_per_s")
+    run.ratio("e2e_vs_bare_ratio", "e2e_events_per_s", "bare_consumer_events_per_s", 4)
+    run.details["e2e_outcomes"] = outcomes
+    figures = dict(run.figures)
+    command = run.command
     rows = [
         f"| {r.name} | {r.events_per_s:,.0f} | {r.events_per_s / noop.events_per_s:.2f}x | {r.events:,} |"
         for r in (results.get(k) for k in ("bare", "noop_default", "noop", "noop_tuned", "e2e", "naive"))
@@ -331,8 +391,8 @@ def throughput(
         f"Command: `{command}`: {n:,} generated records over {settings.partitions} partitions of each input topic, "
         "consumed from the start by each consumer in turn, in the same run. The worker validates, aligns, folds "
         "state, writes Redis, scores both tasks with the champion and the online model, learns from resolved "
-        "labels, and writes ClickHouse `events` and `predictions` rows. Redis holds 1,000,000 other users' state "
-        "during the run.",
+        f"labels, and writes ClickHouse `events` and `predictions` rows. Redis holds {redis_users:,} other users' "
+        f"state during the run. Run record: {_link(run)}.",
         "",
         "| consumer | events/s | vs Faust no-op (worker's settings) | events |",
         "|---|---:|---:|---:|",
@@ -342,7 +402,7 @@ def throughput(
         f"({figures['e2e_ratio_vs_default_noop']} against faust's defaults; target >= 0.6); "
         f"**{figures['e2e_events_per_s']:,} events/s** "
         f"(target >= 15,000). Outcomes: {', '.join(f'{k} {v:,.0f}' for k, v in sorted(outcomes.items()))}. "
-        f"Worker peak RSS {figures['worker_rss_mb_with_1m_users']:,} MB with 1,000,000 "
+        f"Worker peak RSS {figures['worker_peak_rss_mb']:,} MB with {redis_users:,} "
         "users' state in Redis (the worker holds no per-user state itself).",
         "",
         "The naive baseline is the same worker with `CHURNSTREAM_BATCH_SIZE=1`: one Redis round trip, one "

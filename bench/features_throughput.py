@@ -148,9 +148,15 @@ def spawn_worker(env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
     )
 
 
-def measure(ports: list[int], expected: int, procs: list[subprocess.Popen[bytes]], name: str) -> Result:
-    """Events/s summed over the workers' counters, between the first and the last processed record."""
+def measure(
+    ports: list[int], expected: int, procs: list[subprocess.Popen[bytes]], name: str, stall_s: float = 180.0
+) -> Result:
+    """Events/s summed over the workers' counters, between the first and the last processed record.
+
+    Raises when a worker exits, or when the count has not moved for ``stall_s`` once the first record is in.
+    """
     first_n, first_t = 0.0, 0.0
+    last_n, last_change = -1.0, time.monotonic()
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
         n = sum(_processed(p) for p in ports)
@@ -161,6 +167,10 @@ def measure(ports: list[int], expected: int, procs: list[subprocess.Popen[bytes]
             return Result(name, int(n - first_n), now - first_t)
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"a worker exited; see {procs[0].args}")
+        if n != last_n:
+            last_n, last_change = n, time.monotonic()
+        elif n and time.monotonic() - last_change > stall_s:
+            raise TimeoutError(f"{name}: stalled at {n:,.0f} of {expected:,} records for {stall_s:.0f} s")
         # a scrape renders every metric (about 7% of a worker's CPU at 5 per second, in a py-spy profile):
         # poll once a second, as a Prometheus server would at most
         time.sleep(1.0)

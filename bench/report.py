@@ -1,33 +1,21 @@
-"""Write benchmark results: merge figures into docs/benchmarks.json, replace a section of docs/benchmarks.md."""
+"""Write a benchmark's generated section of docs/benchmarks.md; the figures go to run records (bench/records.py).
+
+Only the text between ``<!-- bench:name -->`` and ``<!-- /bench:name -->`` is generated. Analysis and history are
+written outside the markers, where the next run of the benchmark leaves them alone.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 from pathlib import Path
-from typing import Any
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-
-
-def machine() -> dict[str, Any]:
-    with open("/proc/meminfo") as f:
-        mem_kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
-    return {"cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1)}
-
-
-def update_json(figures: dict[str, Any], path: Path = DOCS / "benchmarks.json") -> dict[str, Any]:
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data.update(figures)
-    data["machine"] = machine()
-    data["date"] = dt.date.today().isoformat()
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return data
+from bench.records import DOCS
 
 
 def update_section(name: str, body: str, path: Path = DOCS / "benchmarks.md") -> None:
-    """Replace the text between ``<!-- bench:name -->`` and ``<!-- /bench:name -->`` (appended if missing)."""
+    """Replace the text between ``<!-- bench:name -->`` and ``<!-- /bench:name -->`` (appended if missing).
+
+    Everything outside the two markers is kept byte for byte.
+    """
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     block = f"{start}\n{body.strip()}\n{end}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 from rich.console import Console
@@ -9,15 +10,16 @@ from rich.table import Table
 
 from bench import features_throughput as ft
 from bench import redis_memory
-from bench.report import update_json, update_section
+from bench.records import Run
+from bench.report import update_section
 from churnstream.settings import Settings
 from infra import stack
 from infra.processes import free_port
 
-COMMAND = "churnstream bench features --users {users} --days {days}"
-
 
 def run(settings: Settings, console: Console, users: int, days: int, seed: int = 1) -> dict[str, float]:
+    record = Run.start("features", sys.argv)
+    record.sizes = {"users": users, "days": days, "seed": seed, "partitions": settings.partitions}
     with console.status("stack up"):
         stack.up(settings)
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
@@ -37,15 +39,18 @@ def run(settings: Settings, console: Console, users: int, days: int, seed: int =
     bare, noop, feats = results
     with console.status("measuring Redis bytes per user"):
         memory = redis_memory.measure(settings.redis_url)
-    figures = {
+    # named apart from the e2e run's figures: each bench's no-op and bare figures belong to its own run
+    record.figures = {
+        "features_records": n,
         "features_events_per_s": round(feats.events_per_s),
-        "faust_noop_events_per_s": round(noop.events_per_s),
-        "bare_consumer_events_per_s": round(bare.events_per_s),
-        "features_ratio": round(feats.events_per_s / noop.events_per_s, 3),
+        "features_faust_noop_events_per_s": round(noop.events_per_s),
+        "features_bare_consumer_events_per_s": round(bare.events_per_s),
         "redis_bytes_per_user": memory["redis_bytes_per_user"],
     }
-    update_json(figures)
-    command = COMMAND.format(users=users, days=days)
+    record.ratio("features_ratio", "features_events_per_s", "features_faust_noop_events_per_s")
+    record.details["redis_memory"] = memory
+    figures = dict(record.figures)
+    command = record.command
     table = Table()
     rows = [
         (r.name, f"{r.events_per_s:,.0f}", f"{r.events_per_s / noop.events_per_s:.2f}x", f"{r.events:,}")
@@ -58,7 +63,8 @@ def run(settings: Settings, console: Console, users: int, days: int, seed: int =
         "topic. All three consumers read the same topics in the same run. The feature path covers validation, "
         "arrival-order alignment, state folding, the Redis write, ClickHouse `events` rows and DLQ (no champion "
         "and online models off: scoring belongs to the end-to-end benchmark), and is "
-        "measured between its first and last processed record.",
+        f"measured between its first and last processed record. Run record: [`{record.run_id}`]"
+        f"(benchmark-runs/{record.run_id}.json) (commit `{record.commit[:7]}`, {record.started_utc}).",
         "",
         "| consumer | events/s | vs Faust no-op | events |",
         "|---|---:|---:|---:|",
@@ -73,6 +79,7 @@ def run(settings: Settings, console: Console, users: int, days: int, seed: int =
         f"**{memory['redis_bytes_per_user']:.0f} bytes**, max {memory['redis_bytes_per_user_max']:.0f} "
         f"(msgpack value {memory['state_value_bytes']:.0f} bytes). Target <= 1 KB.",
     ]
+    record.save()
     update_section("features", "\n".join(md))
     for col in ("consumer", "events/s", "vs Faust no-op", "events"):
         table.add_column(col)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from bench.report import update_json, update_section
+from bench.records import Run
+from bench.report import update_section
 from features import offline
 from models.registry import Registry
 from models.train import train_task
@@ -17,6 +19,8 @@ from streams import generator
 
 
 def run(console: Console, users: int, days: int, seed: int = 0) -> dict[str, float]:
+    record = Run.start("train", sys.argv)
+    record.sizes = {"users": users, "days": days, "seed": seed}
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with console.status(f"simulating {users:,} users over {days} days"):
@@ -35,8 +39,10 @@ def run(console: Console, users: int, days: int, seed: int = 0) -> dict[str, flo
             timings[f"train_{task}_s"] = time.perf_counter() - t
             timings[f"{task}_train_rows"] = report["train_rows"]
     total = time.perf_counter() - t0
-    command = f"churnstream bench train --users {users} --days {days}"
-    update_json({"train_events": len(history), "train_seconds": round(total, 1)})
+    command = record.command
+    record.figures = {"train_events": len(history), "train_seconds": round(total, 1)}
+    record.details["timings"] = timings
+    record.save()
     update_section(
         "train",
         "\n".join(
@@ -45,7 +51,8 @@ def run(console: Console, users: int, days: int, seed: int = 0) -> dict[str, flo
                 "",
                 f"Command: `{command}`. {len(history):,} simulated events of {users:,} users over {days} days, "
                 "simulated, accepted, turned into point-in-time training sets and used to train all four models "
-                f"for both tasks: **{total / 60:.1f} minutes** in total (target: 1M events within 10 minutes).",
+                f"for both tasks: **{total / 60:.1f} minutes** in total (target: 1M events within 10 minutes). "
+                f"Run record: [`{record.run_id}`](benchmark-runs/{record.run_id}.json).",
                 "",
                 "| step | seconds |",
                 "|---|---:|",

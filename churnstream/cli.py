@@ -399,7 +399,9 @@ def models_promote(task: str, model: str, version: str = typer.Option("", help="
 
 
 bench_app = typer.Typer(
-    help="Benchmarks on the local stack; results go to docs/benchmarks.md and .json.", no_args_is_help=True
+    help="Benchmarks on the local stack; each run writes a record to docs/benchmark-runs/ and updates "
+    "docs/benchmarks.md and .json.",
+    no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")
 
@@ -433,6 +435,7 @@ def bench_e2e(
     redis_users: int = typer.Option(1_000_000, help="other users' state seeded in Redis for the memory figure"),
     load_seconds: int = typer.Option(30, help="seconds of traffic at each offered load"),
     stages: str = typer.Option("throughput,two,latency", help="comma-separated stages to run"),
+    naive_records: int = typer.Option(30_000, help="records for the naive baseline (batches of one event)"),
 ) -> None:
     """End-to-end throughput (all models) vs. Faust no-op and bare consumer, naive baseline and worker memory
     with 1M users in Redis (throughput); one vs. two workers (two); latency at 1k/5k/10k events/s (latency)."""
@@ -449,6 +452,7 @@ def bench_e2e(
         redis_users=redis_users,
         load_seconds=load_seconds,
         stages=chosen,
+        naive_records=naive_records,
     )
 
 
@@ -457,7 +461,7 @@ def bench_api(
     rate: int = typer.Option(1000, help="offered requests per second"),
     seconds: int = typer.Option(30, help="measured duration"),
 ) -> None:
-    """Score-lookup latency (p50/p99) of one API process at a fixed request rate (autocannon from npm)."""
+    """Score-lookup latency of one API process at a fixed request rate; answers per status code, 5xx fails."""
     from bench.api_latency import run
 
     run(get_settings(), console, rate=rate, seconds=seconds)

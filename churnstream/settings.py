@@ -91,6 +91,7 @@ class Settings(BaseSettings):
         "", description="HMAC key that signs online-model checkpoints; default: a random key in `<home>/run`"
     )
     metrics_port: int = Field(9109, ge=0, description="Worker's Prometheus metrics port on 127.0.0.1 (0 = off)")
+    latency_log: Path | None = Field(None, description="Benchmarks: append per-event latency HDR histograms here")
 
     # API
     api_host: str = Field("127.0.0.1", description="API bind address")

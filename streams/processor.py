@@ -30,6 +30,7 @@ from prometheus_client import Histogram
 
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
+from streams import latency
 from streams.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
 from streams.dlq import DeadLetterSink
 from streams.ledger import Source
@@ -137,6 +138,7 @@ def observe_since(histogram: Histogram, produced_ms: Sequence[int | None]) -> No
     if not len(known):
         return
     seconds = np.maximum(0.0, time.time() * 1000 - known) / 1000
+    latency.record(histogram, seconds)  # per-event values for the benchmarks (streams/latency.py)
     bounds, buckets, total = (getattr(histogram, a, None) for a in ("_upper_bounds", "_buckets", "_sum"))
     if bounds is None or buckets is None or total is None:  # prometheus_client changed its internals
         for x in seconds.tolist():
