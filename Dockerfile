@@ -5,7 +5,9 @@ RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
+COPY core ./core
 COPY churnstream ./churnstream
+COPY simulation ./simulation
 COPY streams ./streams
 COPY features ./features
 COPY models ./models

@@ -44,9 +44,10 @@ test: setup ## Run every test (unit, doctests, integration on a real stack the s
 test-unit: python-deps ## Run only the fast tests (no stack)
 	$(BIN)/pytest -m "not integration"
 
-lint: python-deps ## ruff check and format check
+lint: python-deps ## ruff check, format check and the import layers (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: python-deps ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

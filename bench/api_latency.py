@@ -28,12 +28,12 @@ from rich.console import Console
 from bench.latency import read_micros, summary
 from bench.records import Run
 from bench.report import update_section
+from churnstream.demo import create_key, ensure_models
 from churnstream.settings import Settings
 from features.state import state_key
 from infra import stack
 from infra.processes import ManagedProcess, free_port
-from streams import generator
-from streams.demo import create_key, ensure_models
+from simulation import generator
 from streams.lag import group_lag
 from streams.produce import produce_records
 

@@ -23,13 +23,13 @@ from bench import features_throughput as ft
 from bench.latency import read_log, summary
 from bench.records import Run
 from bench.report import update_section
+from churnstream.demo import ensure_models
 from churnstream.settings import Settings
 from features.offline import accept
 from features.state import UserState, apply, encode_state, state_key
 from infra import stack
 from infra.processes import free_port
-from streams import generator
-from streams.demo import ensure_models
+from simulation import generator
 from streams.produce import producer
 from streams.scrape import Scrape
 

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from churnstream.settings import Settings
-from streams import generator
+from simulation import generator
 from streams.produce import produce_records
 from streams.scrape import Scrape
 

@@ -22,35 +22,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUNS = "benchmark-runs"
 #: files the benchmarks themselves write: their changes do not make the checkout dirty
 OUTPUTS = ("docs/benchmarks.md", "docs/benchmarks.json", f"docs/{RUNS}/")
-
-
-def machine() -> dict[str, Any]:
-    """Cores, memory, CPU model, kernel and the load average when the run started (the machine is shared)."""
-    with open("/proc/meminfo") as f:
-        mem_kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    return {
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "cpu_model": cpu,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def git_state(root: Path = ROOT) -> tuple[str, bool]:

@@ -15,7 +15,7 @@ from bench.report import update_section
 from features import offline
 from models.registry import Registry
 from models.train import train_task
-from streams import generator
+from simulation import generator
 
 
 def run(console: Console, users: int, days: int, seed: int = 0) -> dict[str, float]:

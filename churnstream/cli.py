@@ -94,7 +94,7 @@ def generate(
     malformed: float = typer.Option(0.0, help="fraction of events followed by a malformed record"),
 ) -> None:
     """Simulate users and produce their page views, cart events and purchases (to Kafka, or to a file)."""
-    from streams import generator
+    from simulation import generator
     from streams.produce import produce_records
 
     settings = get_settings()
@@ -204,7 +204,7 @@ def demo(
     train_users: int = typer.Option(2000, help="users of the generated history the models train on, if none exist"),
 ) -> None:
     """Stack up, models trained if missing, worker and API started, generated traffic streamed live."""
-    from streams.demo import run_demo
+    from churnstream.demo import run_demo
 
     run_demo(get_settings(), console, users=users, rate=rate, duration=duration, train_users=train_users)
 
@@ -274,7 +274,7 @@ def train(
     from models import oracle
     from models import report as model_report
     from models.train import train_task
-    from streams import generator
+    from simulation import generator
 
     registry = _registry()
     reports = {}

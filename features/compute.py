@@ -3,7 +3,7 @@
 The stream worker, the API and the offline builder all call it. Definitions are in ``docs/features.md``.
 
 >>> from features.state import UserState, apply, DAY_MS
->>> from streams.contracts import Event
+>>> from core.contracts import Event
 >>> s = UserState()
 >>> for i, kind in enumerate(["page_view", "page_view", "purchase"]):
 ...     _ = apply(s, Event(kind, f"e{i}", "u", 10 * DAY_MS + i * 1000, revenue_cents=2500 * (kind == "purchase")))

@@ -1,7 +1,7 @@
 """Offline builder: point-in-time features for any list of (user_id, as_of) from history.
 
 Two passes, both through the same code as the stream:
-1. *acceptance*: records in arrival order go through :func:`streams.contracts.decode` and
+1. *acceptance*: records in arrival order go through :func:`core.contracts.decode` and
    :func:`features.state.apply`, exactly as the worker sees them, which drops malformed records, producer
    retries and ``too_late`` events. The ClickHouse ``events`` table already holds only accepted events.
 2. *point in time*: for each query, the user's accepted events with ``ts <= as_of`` are folded into a fresh
@@ -26,9 +26,9 @@ from typing import Any
 
 import orjson
 
+from core.contracts import Event, Rejection, decode, parse_ts
 from features.compute import features
 from features.state import UserState, apply
-from streams.contracts import Event, Rejection, decode, parse_ts
 
 Accepted = dict[str, list[Event]]  # user_id -> accepted events, sorted by ts
 

@@ -25,9 +25,9 @@ from typing import Literal
 
 import msgspec
 
-from streams.contracts import Event
+from core.contracts import Event
+from core.days import DAY_MS
 
-DAY_MS = 86_400_000
 HORIZON_DAYS = 60  # buckets kept: the latest event's day and the 60 days before it
 RECENT_IDS = 16  # event ids remembered per user to drop producer retries
 ID_HASH_BYTES = 6  # 48-bit hashes: a false "duplicate" needs a collision among 16 ids (p ~ 6e-14 per event)

@@ -10,9 +10,9 @@ import logging
 import time
 from pathlib import Path
 
+from core.tasks import TASKS
 from models.pretrained import Pretrained
 from models.registry import ModelRef, ModelRejected, Registry
-from models.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

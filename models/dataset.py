@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.tasks import TASKS, label
 from features.compute import FEATURE_NAMES, features
 from features.offline import Accepted
 from features.state import DAY_MS, UserState, apply
-from models.tasks import TASKS, label
 
 EVAL_ROWS_FACTOR = 4  # validation and test take this many times the training rows per user
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import msgspec
 
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
-from models.tasks import TASKS
 
 ONLINE_KINDS = ("logreg", "arf")
 DIGEST_MODULUS = 1 << 63  # Redis keeps the same sum with BITFIELD ... OVERFLOW WRAP INCRBY u63

@@ -1,6 +1,6 @@
 """The true label probability of a generated row: P(label | latent parameters, events up to as_of).
 
-Everything comes from the generator's own definitions (``streams.generator``): the weekday profile, the
+Everything comes from the generator's own definitions (``simulation.generator``): the weekday profile, the
 session window, the funnel constants and the user's latent rates. For a row (user, as_of) the future after
 ``as_of`` has three independent parts, given what the generator knows and the events seen so far:
 
@@ -22,7 +22,7 @@ Two approximations remain, both far below sampling error: the open sessions' rem
 departure in the next few minutes, and an open session other than the row's own is not conditioned on having
 been quiet since its last event.
 
->>> from streams import generator
+>>> from simulation import generator
 >>> users = generator.make_users(50, days=120, seed=4)
 >>> events = generator.simulate(users, days=120, seed=4)
 >>> o = Oracle(users, events, end_ms=generator.DEFAULT_START_MS + 120 * DAY_MS)
@@ -43,9 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import poisson
 
+from core.tasks import TASKS
 from features.state import DAY_MS
-from models.tasks import TASKS
-from streams.generator import (
+from simulation.generator import (
     EXTRA_PAGES_MEAN,
     MAX_GAP_MS,
     PRODUCT_SHARE,

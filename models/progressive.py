@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
 from features.offline import Accepted
 from features.state import DAY_MS, UserState, apply
 from models.metrics import quality
 from models.online import OnlineModel, Snapshot, resolve_by_event, resolve_by_watermark
 from models.pretrained import Pretrained
-from models.tasks import TASKS
 
 
 @dataclass

@@ -20,7 +20,7 @@ START, END = "<!-- models:results -->", "<!-- /models:results -->"
 
 def run_record(command: str, data_note: str) -> dict[str, Any]:
     """What produced the figures: commit (``-dirty`` with uncommitted changes), command, UTC time, machine."""
-    from bench.records import machine
+    from infra.machine import machine
 
     root = Path(__file__).resolve().parents[1]
 

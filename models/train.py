@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from core.tasks import TASKS
 from features.offline import Accepted
 from models import dataset
 from models.evaluate import bootstrap
 from models.metrics import quality
 from models.pretrained import MODEL_NAMES, Pretrained, create
 from models.registry import ModelRef, Registry
-from models.tasks import TASKS
 
 Progress = Callable[[str], None]
 

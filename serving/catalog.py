@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import redis.asyncio as aioredis
 
+from core.tasks import TASKS
 from models.online import OnlineModel
 from models.pretrained import MODEL_NAMES, Pretrained
 from models.registry import ModelRef, ModelRejected, Registry
-from models.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from streams.contracts import validate_user_id
+from core.contracts import validate_user_id
 
 
 def invalid(loc: list[Any], msg: str, kind: str) -> HTTPException:

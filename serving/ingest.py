@@ -15,7 +15,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from churnstream.settings import Settings
-from streams.contracts import KINDS, Event, Rejection, decode
+from core.contracts import KINDS, Event, Rejection, decode
 
 
 def validate(items: list[Any]) -> tuple[list[tuple[str, Event, bytes]], list[dict[str, Any]]]:

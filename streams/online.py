@@ -36,6 +36,8 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from core.contracts import Event
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.metrics import quality
@@ -47,8 +49,6 @@ from models.online import (
     resolve_by_event,
     resolve_by_watermark,
 )
-from models.tasks import TASKS
-from streams.contracts import Event
 from streams.sinks import Sink
 
 log = logging.getLogger(__name__)

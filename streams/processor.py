@@ -28,10 +28,10 @@ import msgspec
 import numpy as np
 from prometheus_client import Histogram
 
+from core.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
 from streams import latency
-from streams.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
 from streams.dlq import DeadLetterSink
 from streams.ledger import Source
 from streams.metrics import (
@@ -163,7 +163,7 @@ class FeatureProcessor:
         predictions: Sink | None = None,
         guard: RecoveryGuard | None = None,
     ) -> None:
-        from streams.contracts import KINDS
+        from core.contracts import KINDS
 
         self.kind_of = dict(zip(topics, KINDS, strict=True))
         self.topic_index = {t: i for i, t in enumerate(topics)}

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from churnstream.settings import Settings
-from streams.generator import TOPIC_OF, Record
+from simulation.generator import TOPIC_OF, Record
 
 
 def producer(settings: Settings) -> Producer:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 
+from core.contracts import Event
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
 from features.state import UserState
 from models.champions import Champions
-from models.tasks import TASKS
-from streams.contracts import Event
 from streams.metrics import SCORING_SECONDS
 from streams.sinks import Sink
 

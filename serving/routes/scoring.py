@@ -13,16 +13,16 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
+from core.contracts import validate_user_id
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
 from features.state import decode_state, state_key
 from models.registry import ModelRef, ModelRejected
-from models.tasks import TASKS
 from serving.auth import require
 from serving.catalog import LoadedModel, ModelUnavailable
 from serving.errors import check_user_id, invalid
 from serving.routes.users import current_features, risk
 from serving.schemas import ModelChoice, Promote, ScoreRequest, ScoreResponse, Task, TaskModels
-from streams.contracts import validate_user_id
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 BATCH_ROWS = 1000

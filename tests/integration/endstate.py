@@ -25,13 +25,13 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from churnstream.settings import Settings
+from core.contracts import Rejection, decode
+from core.tasks import TASKS
 from features import offline
 from features.compute import FEATURE_NAMES, features
 from features.state import UserState, apply, decode_state, state_key
 from infra import clickhouse_db
-from models.tasks import TASKS
-from streams.contracts import Rejection, decode
-from streams.generator import TOPIC_OF, Record, arrivals, make_users, simulate
+from simulation.generator import TOPIC_OF, Record, arrivals, make_users, simulate
 from streams.produce import produce_records
 from streams.scrape import Scrape
 from tests.conftest import StackHandle

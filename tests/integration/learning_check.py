@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import redis
 
 from churnstream.settings import Settings
+from core.tasks import TASKS
 from models.online import DIGEST_MODULUS, OnlineModel, resolve_by_event, resolve_by_watermark
-from models.tasks import TASKS
 from streams.online import (
     WATERMARK_KEY,
     _dec,

@@ -9,10 +9,10 @@ import numpy as np
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from models.pretrained import create
 from models.registry import ModelRef, Registry
-from models.tasks import TASKS
 from tests.conftest import StackHandle
 
 

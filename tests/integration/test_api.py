@@ -14,13 +14,13 @@ import numpy as np
 import orjson
 import pytest
 
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
 from features.offline import accept, state_at
 from infra.processes import free_port
 from models.pretrained import MODEL_NAMES
 from models.registry import Registry
-from models.tasks import TASKS
-from streams.generator import make_users, simulate
+from simulation.generator import make_users, simulate
 from tests.conftest import StackHandle
 from tests.integration.support import fit, new_key
 

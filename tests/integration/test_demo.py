@@ -7,9 +7,9 @@ import json
 import subprocess
 import sys
 
+from core.tasks import TASKS
 from infra.processes import free_port
 from models.registry import Registry
-from models.tasks import TASKS
 from tests.conftest import StackHandle
 
 

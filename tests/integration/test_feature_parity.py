@@ -16,7 +16,7 @@ from features import offline
 from features.compute import FEATURE_NAMES, features
 from features.state import decode_state, state_key
 from infra import clickhouse_db
-from streams.generator import MALFORMED_KINDS, TOPIC_OF, arrivals, make_users, simulate
+from simulation.generator import MALFORMED_KINDS, TOPIC_OF, arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
 from tests.integration.endstate import expected_dead_letters, read_dlq

@@ -9,7 +9,7 @@ import redis
 
 from infra import clickhouse_db
 from models.online import OnlineModel
-from streams.generator import arrivals, make_users, simulate
+from simulation.generator import arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
 

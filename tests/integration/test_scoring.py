@@ -12,7 +12,7 @@ import redis
 from features.state import score_key
 from infra import clickhouse_db
 from models.registry import Registry
-from streams.generator import arrivals, make_users, simulate
+from simulation.generator import arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
 from tests.integration.support import fit, promote_new, reset_group_to_earliest

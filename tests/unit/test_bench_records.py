@@ -14,7 +14,7 @@ from bench.api_latency import defects, history_start
 from bench.latency import histogram_of, read_log, summary
 from bench.records import DOCS, Run, check, publish
 from bench.report import update_section
-from streams import generator
+from simulation import generator
 from streams.latency import LatencyLog
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.contracts import REASONS, Event, Rejection, decode
-from streams.generator import MALFORMED_KINDS, malformed_record
+from core.contracts import REASONS, Event, Rejection, decode
+from simulation.generator import MALFORMED_KINDS, malformed_record
 
 BROKER_TS = 1_767_225_600_000
 PV = {"event_id": "e1", "user_id": "u1", "ts": BROKER_TS, "page_type": "home"}

@@ -3,8 +3,8 @@
 import doctest
 from pathlib import Path
 
+from core.contracts import REASONS
 from features.compute import FEATURE_NAMES, WINDOWS
-from streams.contracts import REASONS
 
 DOCS = Path(__file__).parents[2] / "docs"
 

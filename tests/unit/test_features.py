@@ -7,9 +7,9 @@ import math
 
 import pytest
 
+from core.contracts import Event
 from features.compute import FEATURE_NAMES, NEVER, features
 from features.state import DAY_MS, HORIZON_DAYS, UserState, apply
-from streams.contracts import Event
 
 T0 = 20_000 * DAY_MS  # 2024-10-04T00:00:00Z, a day boundary
 

@@ -12,10 +12,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.compute import features
-from features.state import decode_state
-from features.store import MemoryStateStore
-from streams.contracts import (
+from core.contracts import (
     KINDS,
     MAX_TS_MS,
     MAX_USER_ID_LEN,
@@ -29,6 +26,9 @@ from streams.contracts import (
     Rejection,
     decode,
 )
+from features.compute import features
+from features.state import decode_state
+from features.store import MemoryStateStore
 from streams.dlq import ListDeadLetters
 from streams.processor import FeatureProcessor
 from streams.records import RawRecord

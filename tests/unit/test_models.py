@@ -115,7 +115,7 @@ def history():  # type: ignore[no-untyped-def]
     import orjson
 
     from features import offline
-    from streams import generator
+    from simulation import generator
 
     users = generator.make_users(300, days=200, seed=5)
     events = generator.simulate(users, days=200, seed=5)

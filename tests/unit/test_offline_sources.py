@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from features import offline
-from streams.generator import TOPIC_OF, arrivals, make_users, simulate, write_jsonl
+from simulation.generator import TOPIC_OF, arrivals, make_users, simulate, write_jsonl
 
 KIND_OF = {v: k for k, v in TOPIC_OF.items()}
 

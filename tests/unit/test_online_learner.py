@@ -22,12 +22,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from core.contracts import Event
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from infra.processes import free_port
 from models.online import DIGEST_MODULUS, OnlineModel
-from models.tasks import TASKS
-from streams.contracts import Event
 from streams.online import (
     OnlineLearner,
     _dec,

@@ -7,13 +7,13 @@ import numpy as np
 import orjson
 import pytest
 
+from core.tasks import TASKS
 from features import offline
 from features.state import DAY_MS
 from models import dataset
 from models.evaluate import calibration_by_decile
 from models.oracle import Oracle, SessionState, session_outcome, session_purchase_probability
-from models.tasks import TASKS
-from streams import generator
+from simulation import generator
 
 USERS, DAYS, SEED = 2000, 240, 11
 Z_MAX = 4.0  # standard errors per decile; with 10 deciles x 2 tasks a calibrated oracle stays inside
@@ -61,7 +61,7 @@ def test_oracle_is_calibrated_where_the_simulation_ends(world) -> None:  # type:
     end = generator.DEFAULT_START_MS + DAYS * DAY_MS
     rows = [e for e in events[::7] if e["ts"] > end - TASKS["churn"].horizon_days * DAY_MS]
     ts = {u: [e.ts_ms for e in evs] for u, evs in accepted.items()}
-    from models.tasks import label
+    from core.tasks import label
 
     y = np.array([label("churn", accepted[e["user_id"]], e["ts"], ts[e["user_id"]]) for e in rows])
     p = oracle.scores("churn", [e["user_id"] for e in rows], [e["ts"] for e in rows])

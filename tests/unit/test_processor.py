@@ -13,8 +13,8 @@ from features import offline
 from features.compute import features
 from features.state import DAY_MS, decode_state
 from features.store import MemoryStateStore
+from simulation.generator import TOPIC_OF, arrivals, make_users, simulate
 from streams.dlq import ListDeadLetters
-from streams.generator import TOPIC_OF, arrivals, make_users, simulate
 from streams.processor import FeatureProcessor
 from streams.records import RawRecord
 from streams.sinks import ListSink

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.store import MemoryStateStore, Scores
 from models.champions import Champions
 from models.pretrained import create
 from models.registry import Registry
-from models.tasks import TASKS
+from simulation.generator import arrivals, make_users, simulate
 from streams.dlq import ListDeadLetters
-from streams.generator import arrivals, make_users, simulate
 from streams.ledger import MemoryLedger
 from streams.processor import FeatureProcessor, batch_token
 from streams.records import RawRecord

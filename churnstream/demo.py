@@ -23,7 +23,7 @@ from churnstream.settings import Settings
 from features.state import score_key
 from infra import kafka_broker, redis_server, stack
 from infra.processes import ManagedProcess
-from streams import generator
+from simulation import generator
 from streams.produce import producer
 from streams.scrape import Scrape, quantile
 
@@ -38,9 +38,9 @@ def ensure_models(settings: Settings, console: Console, users: int = 2000, days:
     """Train every model on generated history unless each task already has a champion."""
     import orjson
 
+    from core.tasks import TASKS
     from features import offline
     from models.registry import Registry
-    from models.tasks import TASKS
     from models.train import train_task
 
     registry = Registry(settings.registry_dir())

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from features.state import DAY_MS
+from core.days import DAY_MS
 
 TOPIC_OF = {"page_view": "page_views", "cart": "cart_events", "purchase": "purchases"}
 CATEGORIES = ("books", "electronics", "home", "fashion", "toys", "grocery", "beauty", "sports")

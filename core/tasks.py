@@ -3,7 +3,7 @@
 - churn(user, as_of) = 1 if the user has no event of any type in (as_of, as_of + 60 days];
 - purchase(user, as_of) = 1 if the user has at least one purchase in (as_of, as_of + 30 days].
 
->>> from streams.contracts import Event
+>>> from core.contracts import Event
 >>> evs = [Event("page_view", "a", "u", 0), Event("purchase", "b", "u", 10 * DAY_MS)]
 >>> label("purchase", evs, as_of_ms=0), label("churn", evs, as_of_ms=0), label("churn", evs, as_of_ms=10 * DAY_MS)
 (1, 0, 1)
@@ -15,8 +15,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from features.state import DAY_MS
-from streams.contracts import Event
+from core.contracts import Event
+from core.days import DAY_MS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Simulated shops: the event generator behind the demo, the benchmarks, the tests and the oracle."""
