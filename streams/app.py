@@ -122,8 +122,16 @@ def build_app(settings: Settings) -> faust.App:
         committed = getattr(app.consumer, "_committed_offset", {}).get(tp)  # the next offset to read
         return bool((committed or 0) >= highwater)
 
+    def stale(event: Any) -> bool:
+        """Fetched before the latest rebalance: the consumer fetches it again from the committed offset."""
+        return bool(event.message.generation_id != app.consumer_generation_id)
+
     async def process_ready(stream: Any) -> None:
         async with lock:
+            if not app.flow_control.is_active():  # a rebalance is under way: hold everything until it ends
+                return
+            if dropped := aligner.discard(stale):
+                log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             ready = aligner.release(assigned(), caught_up)
             if not ready:
                 return
@@ -141,7 +149,12 @@ def build_app(settings: Settings) -> faust.App:
     async def features_agent(stream: Any) -> None:  # a faust.Stream: noack_take is not on StreamT
         state["stream"] = stream
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-            aligner.add((e.message.tp, e.message.offset, int((e.message.timestamp or 0) * 1000), e) for e in events)
+            # noack_take may hand over records it buffered before a rebalance: faust's own check comes earlier
+            aligner.add(
+                (e.message.tp, e.message.offset, int((e.message.timestamp or 0) * 1000), e)
+                for e in events
+                if not stale(e)
+            )
             await process_ready(stream)
 
     @app.timer(interval=min(0.25, settings.batch_within_s))

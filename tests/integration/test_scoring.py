@@ -32,7 +32,7 @@ def predictions(stack: StackHandle, prefix: str) -> list[tuple]:
             "SELECT task, model_kind, model, model_version, count(), uniqExact(event_id), "
             "  (SELECT count() FROM events WHERE startsWith(user_id, {p:String})) "
             "FROM predictions WHERE startsWith(user_id, {p:String}) "
-            "GROUP BY task, model_kind, model, model_version ORDER BY task, model",
+            "GROUP BY task, model_kind, model, model_version ORDER BY task, model_kind, model, model_version",
             parameters={"p": prefix},
         ).result_rows
     finally:
