@@ -104,11 +104,15 @@ class KafkaDeadLetters:
     ) -> None:
         self._send, self._ledger, self._scan, self._owned = send, ledger, scan, owned
         self._buffer: list[tuple[RawRecord, str, str]] = []
+        self._buffered: set[tuple[str, int, int]] = set()  # a batch redone after a failed flush adds its records again
         self._known: dict[Source, _Known] = {}
         self._touched: set[Source] = set()
 
     def add(self, record: RawRecord, reason: str, detail: str) -> None:
-        self._buffer.append((record, reason, detail))
+        coordinates = (record.topic, record.partition, record.offset)
+        if coordinates not in self._buffered:
+            self._buffered.add(coordinates)
+            self._buffer.append((record, reason, detail))
 
     async def _learn(self, sources: set[Source]) -> None:
         """The marks of source partitions this process has not written to since it got them, and, on the first
@@ -159,6 +163,7 @@ class KafkaDeadLetters:
         if failed is not None:
             raise failed
         self._buffer.clear()
+        self._buffered.clear()
         return len(todo)
 
     async def commit(self, upto: Mapping[Source, int]) -> None:

@@ -274,7 +274,7 @@ class OnlineLearner:
     # ---- live quality and checkpoints -------------------------------------------------------------------------
     async def write_metrics(self) -> int:
         now = dt.datetime.now(dt.UTC)
-        n = 0
+        rows = []
         for (task, kind), q in self.validation.items():
             if len(q) < 20:
                 continue
@@ -283,7 +283,7 @@ class OnlineLearner:
             m = quality(y, p) if 0 < y.sum() < len(y) else None
             loss = m["log_loss"] if m else float("nan")
             model = self.models[task].name if kind == "online" else kind
-            self.metrics_sink.add(
+            rows.append(
                 (
                     now,
                     task,
@@ -296,9 +296,8 @@ class OnlineLearner:
                     float(y.mean()),
                 )
             )
-            n += 1
-        await self.metrics_sink.flush()
-        return n
+        await self.metrics_sink.write(rows)
+        return len(rows)
 
     async def checkpoint(self) -> None:
         """Learn what this learner logged and has not learned yet (a lost answer), write every model's

@@ -1,6 +1,7 @@
 """One micro-batch through the feature path: validate, fold into per-user state, write every sink, then ack.
 
-Order of effects, each retried until it succeeds and each idempotent:
+Order of effects, each idempotent; a failed effect raises (:func:`streams.retry.effect`) and the worker redoes the
+whole batch (:func:`streams.retry.until_done`), so retries happen at one level:
 1. dead letters (malformed and ``too_late`` records) to ``events.dlq``;
 2. how far this batch's ClickHouse rows go, per source partition (:mod:`streams.written`);
 3. applied events to the ClickHouse ``events`` table;
@@ -42,7 +43,7 @@ from streams.metrics import (
     EVENTS,
 )
 from streams.records import RawRecord
-from streams.retry import Conflict, until_done
+from streams.retry import Conflict, effect
 from streams.scoring import Scorer
 from streams.sinks import Sink
 from streams.written import RecoveryGuard
@@ -193,9 +194,9 @@ class FeatureProcessor:
 
         upto = source_offsets(records)
         if self.guard is not None:
-            await self._retry("redis", self.guard.load, upto)
+            await effect("redis", self.guard.load, upto)
         user_ids = list(dict.fromkeys(ev.user_id for _, ev in valid))
-        blobs = await self._retry("redis", self.store.read_many, user_ids)
+        blobs = await effect("redis", self.store.read_many, user_ids)
         blobs_by_user = dict(zip(user_ids, blobs, strict=True))
         states = {u: decode_state(b) for u, b in blobs_by_user.items()}
         changed: set[str] = set()
@@ -221,23 +222,21 @@ class FeatureProcessor:
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
         in_events, in_predictions = await self._written(applied)
-        for rec, ev in applied:
-            if ev.event_id not in in_events:
-                self.bronze.add(bronze_row(ev, rec))
+        events_rows = [bronze_row(ev, rec) for rec, ev in applied if ev.event_id not in in_events]
         scored = self.scorer.score(result.applied, states, partitions, in_predictions) if self.scorer else None
-        await self._retry("kafka", self.dlq.flush)
+        await effect("kafka", self.dlq.flush)
         if self.guard is not None:
-            await self._retry("redis", self.guard.mark, upto)
+            await effect("redis", self.guard.mark, upto)
         token = batch_token(records)
-        await self.bronze.flush(token)
-        if self.predictions is not None:
-            await self.predictions.flush(token)
-            if scored is not None and scored.cache:
+        await effect("clickhouse", self.bronze.write, events_rows, token)
+        if self.predictions is not None and scored is not None:
+            await effect("clickhouse", self.predictions.write, scored.predictions, token)
+            if scored.cache:
                 observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
         learner = self.scorer.learner if self.scorer else None
         if learner is not None and scored is not None:  # labels before states: see streams/online.py
-            await self._retry("redis", learner.on_batch, result.applied, scored.rows, scored.scores)
-        conflicts = await self._retry(
+            await effect("redis", learner.on_batch, result.applied, scored.rows, scored.scores)
+        conflicts = await effect(
             "redis",
             self.store.write_many,
             {u: encode_state(states[u]) for u in changed},
@@ -246,7 +245,7 @@ class FeatureProcessor:
         )
         if conflicts:  # another worker wrote these users since we read them (a rebalance): redo the batch
             raise Conflict(f"{len(conflicts)} users' state changed since it was read, e.g. {sorted(conflicts)[:3]}")
-        await self._retry("redis", self.dlq.commit, upto)
+        await effect("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:
             observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)
         for (topic, what), n in counts.items():
@@ -265,8 +264,4 @@ class FeatureProcessor:
         keys = [
             (ev.user_id, ev.event_id) for rec, ev in applied if guard.at_risk((rec.topic, rec.partition), rec.offset)
         ]
-        return await self._retry("clickhouse", self.guard.written, keys)
-
-    @staticmethod
-    async def _retry(dependency: str, fn: Any, *args: Any) -> Any:
-        return await until_done(fn, *args, log=log, dependency=dependency)
+        return await effect("clickhouse", self.guard.written, keys)

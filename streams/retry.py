@@ -1,5 +1,22 @@
-"""One retry policy for the worker's effects: exponential backoff, no limit (effects are idempotent, and giving
-up would mean acking records whose effects were not applied)."""
+"""One retry policy, at one level: the worker redoes a whole batch until it succeeds, with exponential backoff and no
+limit (every effect is idempotent, and giving up would mean acking records whose effects were not applied).
+
+Effects do not retry in place. Each raises :class:`EffectFailed`, naming the dependency it writes to, so the
+batch loop reports the failure to :mod:`streams.health` and redoes the batch; a :class:`Conflict` (another worker
+wrote first) is redone at once.
+
+>>> import asyncio, logging
+>>> calls = []
+>>> async def flaky():
+...     calls.append(1)
+...     if len(calls) < 3:
+...         await effect("redis", fail)
+...     return "done"
+>>> async def fail():
+...     raise ConnectionError("refused")
+>>> asyncio.run(until_done(flaky, log=logging.getLogger("doctest"), multiplier=0.001)), len(calls)
+('done', 3)
+"""
 
 from __future__ import annotations
 
@@ -7,13 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    retry_if_not_exception_type,
-    wait_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from streams import health
 
@@ -21,7 +32,26 @@ T = TypeVar("T")
 
 
 class Conflict(Exception):
-    """A write lost a race (another worker wrote first): not retried in place; the caller redoes its work."""
+    """A write lost a race (another worker wrote first): the caller redoes its work."""
+
+
+class EffectFailed(Exception):
+    """An effect on ``dependency`` failed with ``__cause__``; the batch is redone."""
+
+    def __init__(self, dependency: str, error: BaseException) -> None:
+        message = str(error).splitlines()[0][:200] if str(error) else ""
+        super().__init__(f"{dependency}: {type(error).__name__}: {message}")
+        self.dependency, self.error = dependency, error
+
+
+async def effect(dependency: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``await fn(*args)``; a failure is raised as :class:`EffectFailed` naming ``dependency``."""
+    try:
+        return await fn(*args)
+    except (Conflict, EffectFailed):
+        raise
+    except Exception as exc:
+        raise EffectFailed(dependency, exc) from exc
 
 
 async def until_done(
@@ -31,21 +61,25 @@ async def until_done(
     level: int = logging.WARNING,
     multiplier: float = 0.1,
     max_wait_s: float = 5.0,
-    dependency: str | None = None,
-    redo_conflicts: bool = False,
 ) -> T:
-    """``await fn(*args)`` until it succeeds, backing off from ``multiplier`` seconds up to ``max_wait_s``.
+    """``await fn(*args)`` until it succeeds, backing off from ``multiplier`` seconds up to ``max_wait_s``; a
+    :class:`Conflict` is redone at once.
 
-    ``dependency`` names what ``fn`` writes to: each failure and the recovery are reported to
-    :mod:`streams.health`. A :class:`Conflict` is raised at once for the caller to redo its work, unless
-    ``redo_conflicts`` (the caller that redoes the whole batch).
+    Each :class:`EffectFailed` is reported to :mod:`streams.health` under its dependency, and the dependency's
+    recovery once ``fn`` succeeds.
     """
-    what = dependency or getattr(fn, "__qualname__", "effect")
+    what = getattr(fn, "__qualname__", "batch")
+    failed: set[str] = set()
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return 0.05 if isinstance(error, Conflict) else backoff(state)
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
-        if dependency is not None and error is not None:
-            health.failed(dependency, error)
+        if isinstance(error, EffectFailed):
+            failed.add(error.dependency)
+            health.failed(error.dependency, error.error)
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         message = str(error).splitlines()[0][:200] if error is not None and str(error) else ""
         log.log(
@@ -58,16 +92,15 @@ async def until_done(
             wait,
         )
 
+    backoff = wait_exponential(multiplier=multiplier, max=max_wait_s)
     async for attempt in AsyncRetrying(
-        wait=wait_exponential(multiplier=multiplier, max=max_wait_s),
-        # Exceptions only: a CancelledError (shutdown) must end the loop
-        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(() if redo_conflicts else Conflict),
+        wait=wait,
+        retry=retry_if_exception_type(Exception),  # Exceptions only: a CancelledError (shutdown) ends the loop
         before_sleep=before_sleep,
         reraise=True,
     ):
         with attempt:
             result = await fn(*args)
-    # the loop ends only after a success (a Conflict is re-raised)
-    if dependency is not None:
+    for dependency in failed:  # the loop ends only after a success
         health.recovered(dependency)
     return result

@@ -16,7 +16,6 @@ from features.compute import FEATURE_NAMES, features
 from features.state import UserState
 from models.champions import Champions
 from streams.metrics import SCORING_SECONDS
-from streams.sinks import Sink
 
 if TYPE_CHECKING:
     from streams.online import OnlineLearner
@@ -39,17 +38,18 @@ class Scored:
     cache: dict[str, dict[str, bytes]] = field(default_factory=dict)  # user -> "<task>:<kind>" -> JSON
     rows: dict[str, tuple[int, int, list[float]]] = field(default_factory=dict)  # user -> (as_of, partition, x)
     scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # user -> task -> kind -> p
+    predictions: list[tuple] = field(default_factory=list)  # ``predictions`` rows, in PREDICTION_COLUMNS order
 
 
 class Scorer:
     """Scores the users of a batch with the champion and the online model of each task.
 
     Features are those of the user's state after the batch, as of the user's latest event: the freshest
-    view of the user. Every applied event gets one row per (task, model kind); rows are buffered in ``sink``.
+    view of the user. Every applied event gets one ``predictions`` row per (task, model kind).
     """
 
-    def __init__(self, champions: Champions, sink: Sink, learner: OnlineLearner | None = None) -> None:
-        self.champions, self.sink, self.learner = champions, sink, learner
+    def __init__(self, champions: Champions, learner: OnlineLearner | None = None) -> None:
+        self.champions, self.learner = champions, learner
 
     def score(
         self,
@@ -58,8 +58,8 @@ class Scorer:
         partitions: dict[str, int] | None = None,
         written: set[str] | frozenset[str] = frozenset(),
     ) -> Scored:
-        """Buffer prediction rows, except for the events in ``written`` (their rows exist already); return the
-        latest scores (for the Redis cache) and the learner's input."""
+        """Prediction rows, except for the events in ``written`` (their rows exist already), the latest scores
+        (for the Redis cache) and the learner's input."""
         out = Scored()
         if not applied:
             return out
@@ -83,7 +83,7 @@ class Scorer:
             for kind, name, version, scores in models:
                 by_user = dict(zip(users, scores, strict=True))
                 tail = (task, kind, name, version)
-                self.sink.extend([head + tail + (by_user[head[1]],) for head in heads])
+                out.predictions.extend([head + tail + (by_user[head[1]],) for head in heads])
                 for u in users:
                     cache[u][f"{task}:{kind}"] = orjson.dumps(
                         {

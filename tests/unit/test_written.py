@@ -100,7 +100,7 @@ def processor(
         store,
         bronze,
         ListDeadLetters(),
-        scorer=Scorer(champions, predictions),
+        scorer=Scorer(champions),
         predictions=predictions,
         guard=RecoveryGuard(ledger, lookup_in(bronze, predictions)) if guard else None,
     )

@@ -1,0 +1,207 @@
+"""The stream worker: one object that owns the consumer side, the aligner, the processor, the learner and the timers.
+
+The flow of a record, method by method:
+
+1. :meth:`Worker.consume` (the faust agent) takes micro-batches of records from the three co-partitioned input
+   topics, unacked, and holds them in the :class:`~streams.aligner.EventTimeAligner`;
+2. :meth:`Worker.process_ready` releases what is safe to process, in arrival order across partitions, and hands
+   it to the :class:`~streams.processor.FeatureProcessor` (features, dead letters, ClickHouse rows, scores, Redis);
+3. only when every effect succeeded are the records acked, so faust commits their offsets. A failed effect makes
+   the whole batch be redone (:func:`streams.retry.until_done`, the one retry level): effects are idempotent.
+
+Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
+(:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`). A
+rebalance drops the records held for revoked partitions and any record fetched before it
+(:meth:`Worker.on_revoked`, :meth:`Worker.stale`): the consumer fetches them again from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from churnstream.settings import Settings
+from features.store import RedisStateStore
+from models.champions import Champions
+from streams.aligner import EventTimeAligner
+from streams.dlq import KafkaDeadLetters, kafka_scan
+from streams.ledger import RedisLedger
+from streams.metrics import CONSUMER_LAG
+from streams.online import METRIC_COLUMNS, OnlineLearner
+from streams.processor import BRONZE_COLUMNS, FeatureProcessor
+from streams.records import RawRecord
+from streams.retry import until_done
+from streams.scoring import PREDICTION_COLUMNS, Scorer
+from streams.sinks import ClickHouseSink
+from streams.written import RecoveryGuard, clickhouse_lookup
+
+log = logging.getLogger(__name__)
+
+
+def to_record(event: Any) -> RawRecord:
+    m = event.message
+    return RawRecord(
+        m.topic, m.partition, m.offset, int(m.timestamp * 1000) if m.timestamp else None, m.key, m.value or b""
+    )
+
+
+class Worker:
+    """Consumes the input topics of ``app`` and applies them; built before the app starts, run by faust."""
+
+    def __init__(self, settings: Settings, app: faust.App) -> None:
+        self.settings, self.app = settings, app
+        self.inputs = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
+        self.dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
+        self.aligner = EventTimeAligner(max_buffered=settings.align_max_buffered, max_wait_s=settings.align_max_wait_s)
+        self.lock = asyncio.Lock()  # one batch (or label resolution) at a time
+        self.stream: Any = None  # the agent's faust stream, once it runs: acks go through it
+
+        store = RedisStateStore.from_url(settings.redis_url)
+        self.store = store
+        self.champions = Champions(settings.registry_dir(), interval_s=settings.model_reload_s)
+        self.champions.refresh(force=True)
+        bronze = ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS)
+        predictions = ClickHouseSink(settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
+        self.metrics_sink = ClickHouseSink(settings.clickhouse_dsn, "model_metrics", METRIC_COLUMNS)
+        self.learner: OnlineLearner | None = None  # restored from Redis when the worker starts (async)
+        self.scorer = Scorer(self.champions)
+        self.processor = FeatureProcessor(
+            settings.input_topics,
+            store,
+            bronze,
+            KafkaDeadLetters(
+                self.send_dead_letter,
+                RedisLedger(store.redis),
+                kafka_scan(settings.kafka_bootstrap, settings.topic_dlq),
+                owned=lambda source: TP(*source) in app.consumer.assignment(),
+            ),
+            scorer=self.scorer,
+            predictions=predictions,
+            guard=RecoveryGuard(RedisLedger(store.redis, "cs:ch"), clickhouse_lookup(bronze, predictions)),
+        )
+        self.metrics_at = self.checkpoint_at = 0.0
+
+        app.agent(self.inputs, name="features")(self.consume)
+        app.timer(interval=min(0.25, settings.batch_within_s))(self.release_held)
+        app.timer(interval=1.0)(self.report_lag)
+        app.timer(interval=1.0)(self.resolve_labels)
+        app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
+
+    # ---- the flow -------------------------------------------------------------------------------------------------
+    async def consume(self, stream: Any) -> None:  # a faust.Stream: noack_take is not on StreamT
+        """The agent: hold each micro-batch in the aligner, then process what is ready."""
+        await self.start()
+        self.stream = stream
+        async for events in stream.noack_take(self.settings.batch_size, within=self.settings.batch_within_s):
+            # noack_take may hand over records it buffered before a rebalance: faust's own check comes earlier
+            self.aligner.add(
+                (e.message.tp, e.message.offset, int((e.message.timestamp or 0) * 1000), e)
+                for e in events
+                if not self.stale(e)
+            )
+            await self.process_ready()
+
+    async def start(self) -> None:
+        """Restore the online learner (its models, label logs and checkpoints live in Redis)."""
+        settings = self.settings
+        if settings.online_model != "off" and self.learner is None:
+            self.learner = await OnlineLearner.restore(
+                self.store.redis,
+                settings.online_model,
+                settings.checkpoint_secret(),
+                partitions=range(settings.partitions),
+                metrics=self.metrics_sink,
+                lateness_ms=int(settings.label_lateness_s * 1000),
+            )
+            self.scorer.learner = self.learner
+
+    async def process_ready(self) -> None:
+        """Process the records the aligner releases, redoing the batch until every effect succeeded; then ack."""
+        async with self.lock:
+            if self.stream is None or not self.app.flow_control.is_active():  # a rebalance is under way
+                return
+            if dropped := self.aligner.discard(self.stale):
+                log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
+            ready = self.aligner.release(self.assigned(), self.caught_up)
+            if not ready:
+                return
+            records = [to_record(e) for e in ready]
+            await until_done(self.processor.process, records, log=log, level=logging.ERROR, multiplier=0.2)
+            for event in ready:
+                await self.stream.ack(event)
+
+    async def send_dead_letter(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        return await self.dlq_topic.send(key=key, value=value, headers=headers)
+
+    # ---- partitions -----------------------------------------------------------------------------------------------
+    def stale(self, event: Any) -> bool:
+        """Fetched before the latest rebalance: the consumer fetches it again from the committed offset.
+
+        Processing the old copy could apply a later offset of a partition before an earlier one, and the per-user
+        offset guard would then take the earlier record for a replay and skip it.
+        """
+        return bool(event.message.generation_id != self.app.consumer_generation_id)
+
+    def assigned(self) -> set[Any]:
+        return {tp for tp in self.app.consumer.assignment() if tp.topic in self.settings.input_topics}
+
+    def caught_up(self, tp: Any) -> bool:
+        """Nothing more to fetch from ``tp``: everything up to its high watermark has reached the aligner."""
+        highwater = self.app.consumer.highwater(tp)
+        if highwater is None:
+            return False
+        last = self.aligner.last_offset.get(tp)
+        if last is not None:
+            return bool(last + 1 >= highwater)
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)  # the next offset to read
+        return bool((committed or 0) >= highwater)
+
+    async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked = set(args[0] if args else kwargs.get("revoked", ()))
+        dropped = self.aligner.drop(revoked)
+        self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
+        if dropped:
+            log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
+
+    # ---- timers ---------------------------------------------------------------------------------------------------
+    async def release_held(self) -> None:
+        """Release held records when no new batch arrives (a partition went quiet or was caught up)."""
+        if self.aligner.size and not self.lock.locked():  # a running batch releases them anyway
+            await self.process_ready()
+
+    async def report_lag(self) -> None:
+        """Consumer lag: records not yet fetched from the assigned partitions plus records held for ordering."""
+        behind = 0
+        for tp in self.assigned():
+            highwater, last = self.app.consumer.highwater(tp), self.aligner.last_offset.get(tp)
+            if highwater is not None and last is not None:
+                behind += max(0, highwater - last - 1)
+            elif highwater is not None:
+                committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp) or 0
+                behind += max(0, highwater - committed)
+        CONSUMER_LAG.set(behind + self.aligner.size)
+
+    async def resolve_labels(self) -> None:
+        """Resolve delayed labels whose horizon event time has passed; write live metrics; checkpoint.
+
+        A failure is logged and tried again on the next tick.
+        """
+        learner = self.learner
+        if learner is None or self.lock.locked():  # a batch is running (or being redone): next tick
+            return
+        now = asyncio.get_running_loop().time()
+        async with self.lock:
+            try:
+                await learner.expire({tp.partition for tp in self.assigned()})
+                if now - self.metrics_at >= self.settings.online_metrics_s:
+                    self.metrics_at = now
+                    await learner.write_metrics()
+                if now - self.checkpoint_at >= self.settings.online_checkpoint_s:
+                    self.checkpoint_at = now
+                    await learner.checkpoint()
+            except Exception:
+                log.exception("online label resolution failed; retrying on the next tick")
