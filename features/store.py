@@ -20,7 +20,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from features.state import score_key, state_key
+from core.keys import score_key, state_key
 
 Scores = Mapping[str, Mapping[str, bytes]]
 
@@ -88,7 +88,7 @@ def _digest(blob: bytes | None) -> str:
 
 
 class RedisStateStore:
-    """One key per user (``cs:u:{user_id}``), pipelined: works unchanged on Redis Cluster.
+    """One key per user (:func:`~core.keys.state_key`), pipelined: works unchanged on Redis Cluster.
 
     Each user is written by one small Lua script (compare, set the state, set the latest scores), so the
     compare-and-set touches only that user's keys, which share a hash slot.

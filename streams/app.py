@@ -11,6 +11,7 @@ import faust
 from faust.types import TP
 
 from churnstream.settings import Settings
+from core.keys import CLICKHOUSE_LEDGER
 from streams.aligner import EventTimeAligner
 from streams.records import RawRecord
 from streams.retry import until_done
@@ -104,7 +105,9 @@ def build_app(settings: Settings) -> faust.App:
                 ),
                 scorer=Scorer(champions, predictions, learner),
                 predictions=predictions,
-                guard=RecoveryGuard(RedisLedger(store.redis, "cs:ch"), clickhouse_lookup(bronze, predictions)),
+                guard=RecoveryGuard(
+                    RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(bronze, predictions)
+                ),
             )
         return state["processor"]
 

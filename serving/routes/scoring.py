@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from core.contracts import validate_user_id
+from core.keys import state_key
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
-from features.state import decode_state, state_key
+from features.state import decode_state
 from models.registry import ModelRef, ModelRejected
 from serving.auth import require
 from serving.catalog import LoadedModel, ModelUnavailable

@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from core.keys import score_key, state_key
 from features.compute import features
-from features.state import decode_state, score_key, state_key
+from features.state import decode_state
 from serving.auth import require
 from serving.errors import check_user_id, invalid
 from serving.schemas import Score, UserFeatures, UserScores

@@ -23,20 +23,13 @@ import redis
 import redis.asyncio as aioredis
 
 from core.contracts import Event
+from core.keys import checkpoint_key, counts_key, digest_key, log_key, pending_key
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from infra.processes import free_port
 from models.online import DIGEST_MODULUS, OnlineModel
-from streams.online import (
-    OnlineLearner,
-    _dec,
-    checkpoint_key,
-    counts_key,
-    digest_key,
-    log_key,
-    pending_key,
-)
+from streams.online import OnlineLearner, _dec
 from streams.sinks import ListSink
 
 KEY = b"test-key"
