@@ -30,7 +30,7 @@ from bench.records import Run
 from bench.report import update_section
 from churnstream.demo import create_key, ensure_models
 from churnstream.settings import Settings
-from features.state import state_key
+from core.keys import state_key
 from infra import stack
 from infra.processes import ManagedProcess, free_port
 from simulation import generator

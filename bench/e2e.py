@@ -25,8 +25,9 @@ from bench.records import Run
 from bench.report import update_section
 from churnstream.demo import ensure_models
 from churnstream.settings import Settings
+from core.keys import pending_key, score_key, state_key
 from features.offline import accept
-from features.state import UserState, apply, encode_state, state_key
+from features.state import UserState, apply, encode_state
 from infra import stack
 from infra.processes import free_port
 from simulation import generator
@@ -41,9 +42,9 @@ def clear_users(settings: Settings, user_prefix: str) -> int:
     """Forget the state, scores and snapshots of the bench's users, so the next worker starts from nothing."""
     r = redis.Redis.from_url(settings.redis_url)
     n = 0
-    for kind in ("u", "s", "p"):
+    for user_key in (state_key, score_key, pending_key):
         batch = []
-        for key in r.scan_iter(match=f"cs:{kind}:{{{user_prefix}*", count=10_000):
+        for key in r.scan_iter(match=user_key(f"{user_prefix}*"), count=10_000):
             batch.append(key)
             if len(batch) >= 10_000:
                 n += r.delete(*batch)

@@ -8,7 +8,8 @@ import statistics
 import redis
 
 from core.contracts import Event
-from features.state import DAY_MS, UserState, apply, encode_state, partition_code, state_key
+from core.keys import state_key
+from features.state import DAY_MS, UserState, apply, encode_state, partition_code
 
 
 def busy_user(user_id: str, seed: int = 0, days: int = 61, start_day: int = 20_400) -> UserState:

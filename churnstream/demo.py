@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from churnstream.settings import Settings
-from features.state import score_key
+from core.keys import score_key
 from infra import kafka_broker, redis_server, stack
 from infra.processes import ManagedProcess
 from simulation import generator

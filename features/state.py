@@ -4,7 +4,7 @@
 so both arrive at the same state. Bucket aggregates are sums, minima and maxima, so events that arrive out of
 order within the horizon give the same state as events in time order.
 
-The state is stored as one compact msgpack value per user (``cs:u:{user_id}``). Because it holds the last
+The state is stored as one compact msgpack value per user (:func:`core.keys.state_key`). Because it holds the last
 applied offset per (topic, partition), a single SET updates the features and the replay guard atomically.
 
 >>> s = UserState()
@@ -106,16 +106,6 @@ def decode_state(blob: bytes | None) -> UserState:
         s.offsets,
         s.recent,
     )
-
-
-def state_key(user_id: str) -> str:
-    """Redis key of a user's state; the hash tag keeps all of a user's keys in one Redis Cluster slot."""
-    return f"cs:u:{{{user_id}}}"
-
-
-def score_key(user_id: str) -> str:
-    """Redis hash of a user's latest scores (field ``<task>:<model kind>``), in the user's Cluster slot."""
-    return f"cs:s:{{{user_id}}}"
 
 
 def partition_code(topic_index: int, partition: int) -> int:

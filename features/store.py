@@ -1,5 +1,8 @@
 """Where per-user state lives: a small interface, with Redis for production and a dict for unit tests.
 
+The worker reads and writes encoded states (``read_many``, ``write_many``); the API reads decoded states
+(``read_states``) and each user's latest scores (``read_scores``) through the same interface.
+
 Writes are compare-and-set: each user's state is written only if it still is the one the batch read. During a
 rebalance the old and the new owner of a partition may briefly process the same user; the loser of that race
 gets the user back as a conflict and redoes its batch from the fresh state (its records are then replays).
@@ -10,6 +13,13 @@ gets the user back as a conflict and redoes its batch from the fresh state (its 
 set()
 >>> asyncio.run(store.write_many({"u1": b"v2"}, previous={"u1": None}))  # u1 changed since it was read
 {'u1'}
+>>> from features.state import UserState, encode_state
+>>> asyncio.run(store.write_many({"u2": encode_state(UserState(events=3))}, scores={"u2": {"churn:online": b"{}"}}))
+set()
+>>> [s and s.events for s in asyncio.run(store.read_states(["u2", "u3"]))]
+[3, None]
+>>> asyncio.run(store.read_scores(["u1", "u2", "u3"]))  # u1 has a state but no score yet, u3 is unknown
+[{}, {'churn:online': b'{}'}, None]
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from features.state import score_key, state_key
+from core.keys import score_key, state_key
+from features.state import UserState, decode_state
 
 Scores = Mapping[str, Mapping[str, bytes]]
 
@@ -29,6 +40,15 @@ class StateStore(Protocol):
     """Reads and writes users' encoded states in one round trip per batch."""
 
     async def read_many(self, user_ids: Sequence[str]) -> list[bytes | None]: ...
+
+    async def read_states(self, user_ids: Sequence[str]) -> list[UserState | None]:
+        """The users' decoded states, None for a user without one."""
+        ...
+
+    async def read_scores(self, user_ids: Sequence[str]) -> list[dict[str, bytes] | None]:
+        """Each user's latest scores by ``<task>:<kind>``: ``{}`` if the user has a state but no score yet, None
+        if the user has neither (unknown)."""
+        ...
 
     async def write_many(
         self,
@@ -44,6 +64,10 @@ class StateStore(Protocol):
         ...
 
 
+def _decoded(blobs: Sequence[bytes | None]) -> list[UserState | None]:
+    return [None if b is None else decode_state(b) for b in blobs]
+
+
 class MemoryStateStore:
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
@@ -51,6 +75,12 @@ class MemoryStateStore:
 
     async def read_many(self, user_ids: Sequence[str]) -> list[bytes | None]:
         return [self.data.get(u) for u in user_ids]
+
+    async def read_states(self, user_ids: Sequence[str]) -> list[UserState | None]:
+        return _decoded(await self.read_many(user_ids))
+
+    async def read_scores(self, user_ids: Sequence[str]) -> list[dict[str, bytes] | None]:
+        return [dict(self.scores[u]) if u in self.scores else {} if u in self.data else None for u in user_ids]
 
     async def write_many(
         self,
@@ -88,7 +118,7 @@ def _digest(blob: bytes | None) -> str:
 
 
 class RedisStateStore:
-    """One key per user (``cs:u:{user_id}``), pipelined: works unchanged on Redis Cluster.
+    """One key per user (:func:`~core.keys.state_key`), pipelined: works unchanged on Redis Cluster.
 
     Each user is written by one small Lua script (compare, set the state, set the latest scores), so the
     compare-and-set touches only that user's keys, which share a hash slot.
@@ -109,6 +139,22 @@ class RedisStateStore:
             for u in user_ids:
                 pipe.get(state_key(u))
             return list(await pipe.execute())
+
+    async def read_states(self, user_ids: Sequence[str]) -> list[UserState | None]:
+        return _decoded(await self.read_many(user_ids))
+
+    async def read_scores(self, user_ids: Sequence[str]) -> list[dict[str, bytes] | None]:
+        if not user_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for u in user_ids:
+                pipe.hgetall(score_key(u))
+                pipe.exists(state_key(u))
+            answers = await pipe.execute()
+        out: list[dict[str, bytes] | None] = []
+        for scores, known in zip(answers[::2], answers[1::2], strict=True):
+            out.append({k.decode(): v for k, v in scores.items()} if scores or known else None)
+        return out
 
     async def write_many(
         self,

@@ -1,4 +1,5 @@
-"""The FastAPI app: thin routes over Redis (state, cached scores), the model registry, ClickHouse and Kafka.
+"""The FastAPI app: thin routes over the state store (users' states and cached scores in Redis), the model registry,
+ClickHouse and Kafka; they get them through the dependencies in :mod:`serving.deps`.
 
 >>> from churnstream.settings import Settings
 >>> app = create_app(Settings(home="/tmp/cs-doc-api"))

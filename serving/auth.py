@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from serving.deps import KeyStoreDep, SettingsDep
 from serving.keys import KeyRecord
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer cs_...`")
@@ -20,21 +21,21 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-K
 
 def require(scope: str) -> Callable[..., Awaitable[KeyRecord | None]]:
     async def check(
-        request: Request,
+        keys: KeyStoreDep,
+        settings: SettingsDep,
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
         header: str | None = Depends(_header),
     ) -> KeyRecord | None:
-        services = request.app.state.services
         token = header or (bearer.credentials if bearer else None)
         if not token:
-            if scope == "read" and services.settings.api_open_reads:
+            if scope == "read" and settings.api_open_reads:
                 return None
             raise HTTPException(
                 401,
                 "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        record: KeyRecord | None = await services.keys.verify(token)
+        record: KeyRecord | None = await keys.verify(token)
         if record is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         if not record.allows(scope):

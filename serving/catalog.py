@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import redis.asyncio as aioredis
 
+from core.keys import checkpoint_key
 from core.tasks import TASKS
 from models.online import OnlineModel
 from models.pretrained import MODEL_NAMES, Pretrained
@@ -87,7 +88,7 @@ class ModelCatalog:
     async def online(self, task: str) -> LoadedModel:
         checked, model = self._online.get(task, (0.0, None))
         if time.monotonic() - checked > self.interval_s:
-            blob: bytes | None = await self.redis.get(f"cs:online:{task}:{self.online_kind}")  # type: ignore[assignment]
+            blob: bytes | None = await self.redis.get(checkpoint_key(task, self.online_kind))  # type: ignore[assignment]
             if blob is not None:
                 try:
                     model = await asyncio.to_thread(OnlineModel.loads, blob, self.key)

@@ -1,8 +1,8 @@
 """API keys: created once, shown once, stored only as a SHA-256 hash in Redis, checked in constant time.
 
 A key looks like ``cs_<key id>_<secret>``. Redis holds, per key id, the hash of the secret, its name and its
-scopes (hash ``cs:apikeys``), so every API process of a deployment sees the same keys. The secret has 256 bits
-of entropy, so a plain SHA-256 (as for GitHub or Stripe tokens) is enough; no password hashing is needed.
+scopes (hash :data:`core.keys.API_KEYS`), so every API process of a deployment sees the same keys. The secret has
+256 bits of entropy, so a plain SHA-256 (as for GitHub or Stripe tokens) is enough; no password hashing is needed.
 
 >>> key = new_key()
 >>> key.token.startswith("cs_"), parse(key.token) == (key.key_id, key.secret)
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
-KEYS_HASH = "cs:apikeys"
+from core.keys import API_KEYS
+
 SCOPES = ("read", "write", "admin")
 
 
@@ -80,15 +81,15 @@ class KeyStore:
             raise ValueError(f"scopes must be among {', '.join(SCOPES)}; got {', '.join(sorted(bad)) or 'none'}")
         key = new_key()
         record = {"name": name, "scopes": list(scopes), "created_ms": int(time.time() * 1000)}
-        await self.redis.hset(KEYS_HASH, key.key_id, orjson.dumps(record | {"sha256": digest(key.secret)}))
+        await self.redis.hset(API_KEYS, key.key_id, orjson.dumps(record | {"sha256": digest(key.secret)}))
         return key.token
 
     async def revoke(self, key_id: str) -> bool:
         self._cache.pop(key_id, None)
-        return bool(await self.redis.hdel(KEYS_HASH, key_id))
+        return bool(await self.redis.hdel(API_KEYS, key_id))
 
     async def list(self) -> list[KeyRecord]:
-        raw: dict[bytes, bytes] = await self.redis.hgetall(KEYS_HASH)  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = await self.redis.hgetall(API_KEYS)  # type: ignore[assignment]
         return sorted((self._record(k.decode(), v) for k, v in raw.items()), key=lambda r: r.created_ms)
 
     @staticmethod
@@ -105,7 +106,7 @@ class KeyStore:
         now = time.monotonic()
         hit = self._cache.get(key_id)
         if hit is None or now - hit[0] > self.cache_s:
-            blob: bytes | None = await self.redis.hget(KEYS_HASH, key_id)  # type: ignore[assignment]
+            blob: bytes | None = await self.redis.hget(API_KEYS, key_id)  # type: ignore[assignment]
             hit = (now, self._record(key_id, blob) if blob else None)
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -1,4 +1,5 @@
-"""What the API talks to, created once per process in the app's lifespan: Redis, ClickHouse, Kafka, models, keys."""
+"""What the API talks to, created once per process in the app's lifespan: the state store (Redis), ClickHouse,
+Kafka, models, keys. Routes get them through :mod:`serving.deps`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from churnstream.settings import Settings
+from features.store import RedisStateStore, StateStore
 from serving.catalog import ModelCatalog
 from serving.ingest import KafkaIngest
 from serving.keys import KeyStore
@@ -19,6 +21,7 @@ from serving.keys import KeyStore
 class Services:
     settings: Settings
     redis: aioredis.Redis
+    store: StateStore  # users' states and latest scores, on ``redis``
     catalog: ModelCatalog
     keys: KeyStore
     _ingest: KafkaIngest | None = None
@@ -35,7 +38,7 @@ class Services:
             settings.online_model if settings.online_model != "off" else "logreg",
             interval_s=settings.model_reload_s,
         )
-        return cls(settings, redis, catalog, KeyStore(redis, settings.api_key_cache_s))
+        return cls(settings, redis, RedisStateStore(redis), catalog, KeyStore(redis, settings.api_key_cache_s))
 
     @property
     def ingest(self) -> KafkaIngest:

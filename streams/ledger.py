@@ -1,7 +1,7 @@
 """Per source partition marks: an offset, and when it was recorded, kept in Redis beside the state.
 
-The dead-letter sink records how far every dead letter was delivered (``cs:dlq:{topic}``); the ClickHouse
-recovery guard records how far rows may have been written (``cs:ch:{topic}``).
+The dead-letter sink records how far every dead letter was delivered (ledger :data:`~core.keys.DLQ_LEDGER`); the
+ClickHouse recovery guard records how far rows may have been written (:data:`~core.keys.CLICKHOUSE_LEDGER`).
 
 >>> import asyncio
 >>> ledger = MemoryLedger()
@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
+
+from core.keys import DLQ_LEDGER, ledger_key
 
 Source = tuple[str, int]  # (topic, partition) of a source record
 
@@ -40,19 +42,19 @@ class MemoryLedger:
 
 
 class RedisLedger:
-    """One hash per source topic (``<prefix>:{topic}``, field = partition, value = ``offset:unix_ms``).
+    """One hash per source topic (:func:`~core.keys.ledger_key`, field = partition, value = ``offset:unix_ms``).
 
     The topic is the hash tag, so each hash lives in one Redis Cluster slot.
     """
 
-    def __init__(self, client: Any, prefix: str = "cs:dlq") -> None:
+    def __init__(self, client: Any, prefix: str = DLQ_LEDGER) -> None:
         self.redis, self.prefix = client, prefix
 
     async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
         sources = list(sources)
         async with self.redis.pipeline(transaction=False) as pipe:
             for topic, partition in sources:
-                pipe.hget(f"{self.prefix}:{{{topic}}}", str(partition))
+                pipe.hget(ledger_key(self.prefix, topic), str(partition))
             values = await pipe.execute()
         out = {}
         for source, value in zip(sources, values, strict=True):
@@ -65,5 +67,5 @@ class RedisLedger:
         now = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
             for (topic, partition), offset in marks.items():
-                pipe.hset(f"{self.prefix}:{{{topic}}}", str(partition), f"{offset}:{now}")
+                pipe.hset(ledger_key(self.prefix, topic), str(partition), f"{offset}:{now}")
             await pipe.execute()

@@ -17,7 +17,7 @@ partition's resolved labels not yet in a checkpoint; ``cs:labels:<task>`` counts
 ``resolved`` and ``cs:labels:<task>:digest`` sums their :func:`~models.online.label_hash` (modulo 2**63), to
 compare with the checkpoint's; ``cs:labels:watermark`` holds the latest event time of the events the learner
 has seen (written with their labels, so a restart resumes from it); ``cs:online:<task>:<kind>`` holds the
-signed checkpoint of an online model.
+signed checkpoint of an online model. :mod:`core.keys` builds them all.
 
 One worker's labels are exact. The checkpoint is one per task: with several workers, each learns the labels of
 its partitions into its own copy of the model and the last checkpoint written wins (docs/reliability.md).
@@ -37,6 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from core.contracts import Event
+from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, digest_key, expiry_key, log_key, pending_key
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
@@ -73,33 +74,6 @@ _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(dict[str, Snapshot])
 _label_dec = msgspec.msgpack.Decoder(Label)
 Entries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer (the client does not decode responses)
-
-
-def pending_key(user_id: str) -> str:
-    return f"cs:p:{{{user_id}}}"
-
-
-def expiry_key(partition: int) -> str:
-    return f"cs:exp:{partition}"
-
-
-def log_key(partition: int) -> str:
-    return f"cs:lab:{partition}"
-
-
-def counts_key(task: str) -> str:
-    return f"cs:labels:{task}"
-
-
-def digest_key(task: str) -> str:
-    return f"cs:labels:{task}:digest"
-
-
-WATERMARK_KEY = "cs:labels:watermark"  # sorted set: member ``max`` scores the latest event time applied
-
-
-def checkpoint_key(task: str, kind: str) -> str:
-    return f"cs:online:{task}:{kind}"
 
 
 def stream_id(raw: bytes | str) -> tuple[int, int]:

@@ -25,6 +25,7 @@ import faust
 from faust.types import TP
 
 from churnstream.settings import Settings
+from core.keys import CLICKHOUSE_LEDGER
 from features.store import RedisStateStore
 from models.champions import Champions
 from streams.aligner import EventTimeAligner
@@ -81,7 +82,7 @@ class Worker:
             ),
             scorer=self.scorer,
             predictions=predictions,
-            guard=RecoveryGuard(RedisLedger(store.redis, "cs:ch"), clickhouse_lookup(bronze, predictions)),
+            guard=RecoveryGuard(RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(bronze, predictions)),
         )
         self.metrics_at = self.checkpoint_at = 0.0
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from serving.auth import require
+from serving.deps import ServicesDep, SettingsDep
 from serving.ingest import validate
 from serving.routes.scoring import read_body
 from serving.schemas import Accepted
@@ -32,13 +33,12 @@ _EVENT = {"type": "object", "required": ["type", "event_id", "user_id", "ts"], "
     },
     responses={413: {"description": "Body or batch too large"}, 503: {"description": "Kafka unavailable"}},
 )
-async def post_events(request: Request) -> Any:
+async def post_events(request: Request, services: ServicesDep, settings: SettingsDep) -> Any:
     """Validate one event or a batch with the stream's contracts and produce them to Kafka (idempotent producer).
 
     All or nothing: if any event is invalid, none is produced, and the 422 lists every error with its index,
     field and reason code. A 202 means the broker has acknowledged every event.
     """
-    settings = request.app.state.services.settings
     body = await read_body(request, settings.api_max_body_bytes)
     try:
         parsed = orjson.loads(body)
@@ -53,7 +53,7 @@ async def post_events(request: Request) -> Any:
     if errors:
         return JSONResponse({"detail": errors}, status_code=422)
     try:
-        await request.app.state.services.ingest.send(valid)
+        await services.ingest.send(valid)
     except KafkaException as exc:
         raise HTTPException(
             503, f"Kafka did not acknowledge every event ({exc}); retry: the stream drops repeated event ids"

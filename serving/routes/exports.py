@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from serving.auth import require
+from serving.deps import ServicesDep, SettingsDep
 from serving.routes.users import risk
 from serving.schemas import Task
 
@@ -33,7 +34,8 @@ LIMIT {limit:UInt64}
     responses={200: {"content": {"text/csv": {}, "application/json": {}}, "description": ", ".join(COLUMNS)}},
 )
 def at_risk(
-    request: Request,
+    services: ServicesDep,
+    settings: SettingsDep,
     task: Task = Query("churn"),
     min_score: float = Query(0.8, ge=0, le=1),
     limit: int = Query(100_000, ge=1, le=10_000_000),
@@ -44,8 +46,7 @@ def at_risk(
 
     ``json`` is one JSON array written element by element, so neither side holds the whole list.
     """
-    services = request.app.state.services
-    thresholds = services.settings.api_risk_thresholds
+    thresholds = settings.api_risk_thresholds
     params = {"task": task, "kind": model_kind, "min_score": min_score, "limit": limit}
     stream = services.clickhouse().query_row_block_stream(QUERY, parameters=params)
 

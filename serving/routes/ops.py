@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serving.deps import ServicesDep
 from streams import health
 
 router = APIRouter(tags=["ops"])
@@ -21,10 +22,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
-async def readyz(request: Request) -> Any:
+async def readyz(services: ServicesDep) -> Any:
     """Kafka, Redis and ClickHouse are reachable and the worker's writes to them succeed; 503 names the ones that
     are not (`unreachable`, or `writes failing (<error type>)` while the worker in this process retries)."""
-    services = request.app.state.services
 
     async def redis() -> bool:
         try:

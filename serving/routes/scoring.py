@@ -13,13 +13,14 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
+from churnstream.settings import Settings
 from core.contracts import validate_user_id
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
-from features.state import decode_state, state_key
 from models.registry import ModelRef, ModelRejected
 from serving.auth import require
-from serving.catalog import LoadedModel, ModelUnavailable
+from serving.catalog import LoadedModel, ModelCatalog, ModelUnavailable
+from serving.deps import CatalogDep, SettingsDep, StoreDep
 from serving.errors import check_user_id, invalid
 from serving.routes.users import current_features, risk
 from serving.schemas import ModelChoice, Promote, ScoreRequest, ScoreResponse, Task, TaskModels
@@ -28,14 +29,14 @@ router = APIRouter(prefix="/v1", tags=["scoring"])
 BATCH_ROWS = 1000
 
 
-def cost(request: Request, model: str) -> float:
-    prices: dict[str, float] = request.app.state.services.settings.api_prices
+def cost(settings: Settings, model: str) -> float:
+    prices: dict[str, float] = settings.api_prices
     return float(prices.get(model.split(":", 1)[0], prices.get("default", 1.0)))
 
 
-async def load(request: Request, task: str, name: str | None) -> LoadedModel:
+async def load(catalog: ModelCatalog, task: str, name: str | None) -> LoadedModel:
     try:
-        return await request.app.state.services.catalog.get(task, name)
+        return await catalog.get(task, name)
     except ModelUnavailable as exc:
         raise HTTPException(409, str(exc)) from exc
 
@@ -54,20 +55,20 @@ def vector(supplied: dict[str, float]) -> np.ndarray:
 
 
 @router.post("/score", response_model=ScoreResponse, dependencies=[Depends(require("read"))])
-async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
+async def score(body: ScoreRequest, store: StoreDep, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
     """Score a user's current features (from Redis) or a supplied feature vector with the chosen model."""
     if (body.user_id is None) == (body.features is None):
         raise invalid(["body"], "send exactly one of user_id and features", "value_error")
     as_of = None
     if body.user_id is not None:
         check_user_id(body.user_id, ["body", "user_id"])
-        as_of, f = await current_features(request, body.user_id, body.as_of_ms)
+        as_of, f = await current_features(store, body.user_id, body.as_of_ms)
         x = np.array([[f[n] for n in FEATURE_NAMES]], dtype=np.float64)
     else:
         x = vector(body.features or {})
     results = []
     for task in dict.fromkeys(body.tasks):
-        model = await load(request, task, body.model)
+        model = await load(catalog, task, body.model)
         started = time.perf_counter()
         p = (await asyncio.to_thread(model.predict, x))[0]
         took = (time.perf_counter() - started) * 1000
@@ -78,9 +79,9 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
                 "model": model.name,
                 "version": model.version,
                 "score": p,
-                "risk": risk(p, request.app.state.services.settings.api_risk_thresholds),
+                "risk": risk(p, settings.api_risk_thresholds),
                 "took_ms": round(took, 3),
-                "cost": cost(request, model.name),
+                "cost": cost(settings, model.name),
             }
         )
     return {"user_id": body.user_id, "as_of_ms": as_of, "results": results}
@@ -114,6 +115,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 )
 async def batch_score(
     request: Request,
+    store: StoreDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
     model: ModelChoice | None = Query(None, description="Default: each task's champion"),
     task: list[Task] = Query(["churn", "purchase"], description="Repeat for several tasks"),
 ) -> StreamingResponse:
@@ -122,15 +126,13 @@ async def batch_score(
     The answer is a CSV streamed in chunks of 1,000 rows: one row per (input row, task), with ``status`` ``ok``,
     ``unknown_user`` or ``invalid_user_id``.
     """
-    settings = request.app.state.services.settings
     text = (await read_body(request, settings.api_max_upload_bytes)).decode("utf-8-sig", errors="replace")
     reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]
     by_features = all(n in header for n in FEATURE_NAMES)
     if not by_features and "user_id" not in header:
         raise invalid(["body", "header"], "the CSV needs a user_id column or every feature column", "csv_header")
-    models = {t: await load(request, t, model) for t in dict.fromkeys(task)}
-    redis = request.app.state.services.redis
+    models = {t: await load(catalog, t, model) for t in dict.fromkeys(task)}
 
     async def rows() -> AsyncIterator[str]:
         out = io.StringIO()
@@ -156,12 +158,11 @@ async def batch_score(
                 ok = [i for i, u in enumerate(users) if validate_user_id(u) is None]
                 for i in set(range(len(users))) - set(ok):
                     status[i] = "invalid_user_id"
-                blobs = await redis.mget([state_key(users[i]) for i in ok]) if ok else []
-                for i, blob in zip(ok, blobs, strict=True):
-                    if blob is None:
+                states = await store.read_states([users[i] for i in ok])
+                for i, state in zip(ok, states, strict=True):
+                    if state is None:
                         status[i] = "unknown_user"
                         continue
-                    state = decode_state(blob)
                     f = features(state, state.last_ms)
                     X[i] = [f[n] for n in FEATURE_NAMES]
             good = [i for i, s in enumerate(status) if s == "ok"]
@@ -181,12 +182,11 @@ async def batch_score(
 
 
 @router.get("/models", response_model=dict[Task, TaskModels], dependencies=[Depends(require("read"))])
-async def list_models(request: Request) -> dict[str, Any]:
+async def list_models(catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
     """Every model per task: version, test metrics, measured latency, cost, and which one is champion."""
-    catalog = request.app.state.services.catalog
     out: dict[str, Any] = {}
     for task in TASKS:
-        models = [m | {"cost": cost(request, m["name"])} for m in catalog.describe(task)]
+        models = [m | {"cost": cost(settings, m["name"])} for m in catalog.describe(task)]
         try:
             online = await catalog.online(task)
             models.append(
@@ -197,7 +197,7 @@ async def list_models(request: Request) -> dict[str, Any]:
                     "champion": False,
                     "metrics": {},
                     "latency_us": {},
-                    "cost": cost(request, "online"),
+                    "cost": cost(settings, "online"),
                 }
             )
         except ModelUnavailable:
@@ -210,9 +210,8 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.post(
     "/models/{task}/champion", response_model=TaskModels, dependencies=[Depends(require("admin"))], tags=["admin"]
 )
-async def promote(task: Task, body: Promote, request: Request) -> dict[str, Any]:
+async def promote(task: Task, body: Promote, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
     """Make a model the task's champion (admin); running workers switch to it within seconds."""
-    catalog = request.app.state.services.catalog
     registry = catalog.registry
     versions = registry.versions(task, body.model)
     ref = versions[-1] if versions and body.version is None else ModelRef(task, body.model, body.version or "")
@@ -223,4 +222,4 @@ async def promote(task: Task, body: Promote, request: Request) -> dict[str, Any]
     except ModelRejected as exc:
         raise HTTPException(409, str(exc)) from exc
     catalog.refs(force=True)
-    return (await list_models(request))[task]
+    return (await list_models(catalog, settings))[task]

@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from features.compute import features
-from features.state import decode_state, score_key, state_key
+from features.store import StateStore
 from serving.auth import require
+from serving.deps import SettingsDep, StoreDep
 from serving.errors import check_user_id, invalid
 from serving.schemas import Score, UserFeatures, UserScores
 
@@ -28,16 +29,15 @@ def risk(score: float, thresholds: tuple[float, float]) -> str:
 
 
 @router.get("/{user_id}/scores", response_model=UserScores, responses={404: {"description": "Unknown user"}})
-async def user_scores(user_id: str, request: Request) -> Response:
+async def user_scores(user_id: str, store: StoreDep, settings: SettingsDep) -> Response:
     """The latest churn and purchase scores of every model kind, with the event time of the last update."""
     check_user_id(user_id)
-    services = request.app.state.services
-    cached: dict[bytes, bytes] = await services.redis.hgetall(score_key(user_id))
-    if not cached and not await services.redis.exists(state_key(user_id)):
+    (cached,) = await store.read_scores([user_id])
+    if cached is None:
         raise HTTPException(404, f"unknown user {user_id!r}: no event of this user has been processed")
     out: dict[str, list[dict[str, Any]]] = {"churn": [], "purchase": []}
     for field, blob in sorted(cached.items()):
-        task, kind = field.decode().split(":", 1)
+        task, kind = field.split(":", 1)
         v = orjson.loads(blob)
         out.setdefault(task, []).append(
             {
@@ -45,7 +45,7 @@ async def user_scores(user_id: str, request: Request) -> Response:
                 "model": v["model"],
                 "version": v["version"],
                 "score": v["score"],
-                "risk": risk(v["score"], services.settings.api_risk_thresholds),
+                "risk": risk(v["score"], settings.api_risk_thresholds),
                 "as_of_ms": v["as_of_ms"],
                 "as_of": iso(v["as_of_ms"]),
             }
@@ -54,12 +54,11 @@ async def user_scores(user_id: str, request: Request) -> Response:
     return Response(orjson.dumps({"user_id": user_id, "scores": out}), media_type="application/json")
 
 
-async def current_features(request: Request, user_id: str, as_of_ms: int | None) -> tuple[int, dict[str, float]]:
-    """(as_of, features) from the user's state in Redis; 404 if unknown, 422 if as_of precedes the last event."""
-    blob = await request.app.state.services.redis.get(state_key(user_id))
-    if blob is None:
+async def current_features(store: StateStore, user_id: str, as_of_ms: int | None) -> tuple[int, dict[str, float]]:
+    """(as_of, features) from the user's state in the store; 404 if unknown, 422 if as_of precedes the last event."""
+    (state,) = await store.read_states([user_id])
+    if state is None:
         raise HTTPException(404, f"unknown user {user_id!r}: no event of this user has been processed")
-    state = decode_state(blob)
     if as_of_ms is None:
         as_of_ms = state.last_ms
     elif as_of_ms < state.last_ms:
@@ -75,14 +74,14 @@ async def current_features(request: Request, user_id: str, as_of_ms: int | None)
 @router.get("/{user_id}/features", response_model=UserFeatures, responses={404: {"description": "Unknown user"}})
 async def user_features(
     user_id: str,
-    request: Request,
+    store: StoreDep,
     as_of_ms: int | None = Query(
         None, ge=0, le=32_503_680_000_000, description="Default: the user's last event time (what the stream scored)"
     ),
 ) -> dict[str, Any]:
     """The feature vector from the user's state in Redis, computed by the same function as the stream's."""
     check_user_id(user_id)
-    as_of, vector = await current_features(request, user_id, as_of_ms)
+    as_of, vector = await current_features(store, user_id, as_of_ms)
     return {"user_id": user_id, "as_of_ms": as_of, "as_of": iso(as_of), "features": vector}
 
 

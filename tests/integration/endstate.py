@@ -26,10 +26,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 from churnstream.settings import Settings
 from core.contracts import Rejection, decode
+from core.keys import state_key
 from core.tasks import TASKS
 from features import offline
 from features.compute import FEATURE_NAMES, features
-from features.state import UserState, apply, decode_state, state_key
+from features.state import UserState, apply, decode_state
 from infra import clickhouse_db
 from simulation.generator import TOPIC_OF, Record, arrivals, make_users, simulate
 from streams.produce import produce_records

@@ -26,18 +26,10 @@ from dataclasses import dataclass
 import redis
 
 from churnstream.settings import Settings
+from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, digest_key, expiry_key, log_key, pending_key, user_of
 from core.tasks import TASKS
 from models.online import DIGEST_MODULUS, OnlineModel, resolve_by_event, resolve_by_watermark
-from streams.online import (
-    WATERMARK_KEY,
-    _dec,
-    checkpoint_key,
-    counts_key,
-    digest_key,
-    expiry_key,
-    log_key,
-    pending_key,
-)
+from streams.online import _dec
 from tests.integration.endstate import Workload
 
 
@@ -93,7 +85,7 @@ def assert_labels_learned_once(settings: Settings, wl: Workload) -> Learned:
     pending: Counter[str] = Counter()
     wrong: list[tuple[str, str, int, str]] = []
     for k in r.scan_iter(match=pending_key("*"), count=10_000):
-        user = k.decode().removeprefix("cs:p:{").removesuffix("}")
+        user = user_of(k)
         events = accepted.get(user, [])
         times = {e.ts_ms for e in events}
         for task, snap in _dec.decode(r.get(k)).items():  # type: ignore[arg-type]

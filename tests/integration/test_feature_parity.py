@@ -12,9 +12,10 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
+from core.keys import state_key
 from features import offline
 from features.compute import FEATURE_NAMES, features
-from features.state import decode_state, state_key
+from features.state import decode_state
 from infra import clickhouse_db
 from simulation.generator import MALFORMED_KINDS, TOPIC_OF, arrivals, make_users, simulate
 from streams.produce import produce_records

@@ -7,6 +7,7 @@ import time
 
 import redis
 
+from core.keys import checkpoint_key, pending_key
 from infra import clickhouse_db
 from models.online import OnlineModel
 from simulation.generator import arrivals, make_users, simulate
@@ -29,11 +30,11 @@ def test_online_models_learn_from_resolved_labels(module_stack: StackHandle) -> 
     key = module_stack.settings.checkpoint_secret()
     learned = {}
     for task in ("churn", "purchase"):
-        blob = r.get(f"cs:online:{task}:logreg")
+        blob = r.get(checkpoint_key(task, "logreg"))
         assert blob, f"no checkpoint for {task}"
         learned[task] = OnlineModel.loads(blob, key).learned
         assert learned[task] > 100, (task, learned[task])
-    assert r.keys("cs:p:{" + prefix + "*"), "pending snapshots are kept per user"
+    assert r.keys(pending_key(f"{prefix}*")), "pending snapshots are kept per user"
 
     client = clickhouse_db.connect(module_stack.settings.clickhouse_dsn)
     try:
@@ -64,4 +65,4 @@ def test_online_models_learn_from_resolved_labels(module_stack: StackHandle) -> 
         module_stack.wait_consumed(worker=worker)
         time.sleep(3)
     for task in ("churn", "purchase"):  # kept what it had learned, and learned more
-        assert OnlineModel.loads(r.get(f"cs:online:{task}:logreg"), key).learned > learned[task], task
+        assert OnlineModel.loads(r.get(checkpoint_key(task, "logreg")), key).learned > learned[task], task

@@ -6,7 +6,8 @@ import uuid
 
 import redis
 
-from features.state import PAGE_VIEWS, decode_state, state_key
+from core.keys import state_key
+from features.state import PAGE_VIEWS, decode_state
 from infra import clickhouse_db
 from streams.produce import produce_events
 from tests.conftest import StackHandle

@@ -9,7 +9,7 @@ import time
 import orjson
 import redis
 
-from features.state import score_key
+from core.keys import score_key
 from infra import clickhouse_db
 from models.registry import Registry
 from simulation.generator import arrivals, make_users, simulate
@@ -88,7 +88,7 @@ def test_scoring_hot_reload_refusal_and_replay(module_stack: StackHandle) -> Non
 
     # latest scores are cached in Redis for the API
     r = redis.Redis.from_url(module_stack.settings.redis_url)
-    keys = r.keys(score_key(f"{run}c-")[:-1] + "*")
+    keys = r.keys(score_key(f"{run}c-*"))
     assert keys
     cached = r.hgetall(keys[0])
     assert {k.decode() for k in cached} == {f"{t}:{k}" for t in ("churn", "purchase") for k in ("pretrained", "online")}

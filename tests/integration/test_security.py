@@ -11,6 +11,7 @@ import uuid
 import httpx
 import redis
 
+from core.keys import API_KEYS
 from infra import clickhouse_db
 from infra.processes import free_port
 from streams.produce import produce_events
@@ -35,7 +36,7 @@ def test_keys_logs_injection_and_limits(module_stack: StackHandle) -> None:
     read_key, write_key = new_key(module_stack, "read"), new_key(module_stack, "write")
     # 1. keys are stored as SHA-256 only
     r = redis.Redis.from_url(module_stack.settings.redis_url)
-    stored = b" ".join(k + b"=" + v for k, v in r.hgetall("cs:apikeys").items())
+    stored = b" ".join(k + b"=" + v for k, v in r.hgetall(API_KEYS).items())
     for key in (read_key, write_key):
         _key_id, secret = key.split("_", 2)[1:]  # cs_<id>_<secret>: the id names the record, the secret is hashed
         assert secret.encode() not in stored

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shutil
-import subprocess
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,55 +20,16 @@ import redis
 import redis.asyncio as aioredis
 
 from core.contracts import Event
+from core.keys import checkpoint_key, counts_key, digest_key, log_key, pending_key
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
-from infra.processes import free_port
 from models.online import DIGEST_MODULUS, OnlineModel
-from streams.online import (
-    OnlineLearner,
-    _dec,
-    checkpoint_key,
-    counts_key,
-    digest_key,
-    log_key,
-    pending_key,
-)
+from streams.online import OnlineLearner, _dec
 from streams.sinks import ListSink
 
 KEY = b"test-key"
 PARTITIONS = range(4)
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of this module's own on a free loopback port (no persistence: each test flushes it)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make setup)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

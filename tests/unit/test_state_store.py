@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis
 
-from features.store import MemoryStateStore
+from features.state import UserState, encode_state
+from features.store import MemoryStateStore, RedisStateStore, StateStore
 from streams.dlq import ListDeadLetters
 from streams.processor import FeatureProcessor
 from streams.records import RawRecord
@@ -50,3 +52,35 @@ def test_a_write_over_a_state_changed_since_the_read_is_a_conflict_and_the_redo_
     from features.state import decode_state
 
     assert decode_state(store.data["u1"]).events == 2
+
+
+async def reads(store: StateStore) -> tuple[list[UserState | None], list[dict[str, bytes] | None]]:
+    users = ["scored", "unscored", "score-only", "unknown"]
+    await store.write_many(
+        {"scored": encode_state(UserState(events=2)), "unscored": encode_state(UserState(events=1))},
+        scores={"scored": {"churn:pretrained": b'{"score":0.5}', "purchase:online": b'{"score":0.1}'}},
+    )
+    await store.write_many({}, scores={"score-only": {"churn:online": b'{"score":0.9}'}})
+    return await store.read_states(users), await store.read_scores(users)
+
+
+def test_the_redis_store_reads_states_and_scores_as_the_reference_store_does(redis_url: str) -> None:
+    """What the API reads through: decoded states, and scores with None only for a user with neither."""
+    redis.Redis.from_url(redis_url).flushdb()
+
+    async def from_redis() -> tuple[list[UserState | None], list[dict[str, bytes] | None]]:
+        store = RedisStateStore.from_url(redis_url)
+        try:
+            return await reads(store)
+        finally:
+            await store.close()
+
+    states, scores = asyncio.run(from_redis())
+    assert (states, scores) == asyncio.run(reads(MemoryStateStore()))
+    assert [s and s.events for s in states] == [2, 1, None, None]
+    assert scores == [
+        {"churn:pretrained": b'{"score":0.5}', "purchase:online": b'{"score":0.1}'},
+        {},
+        {"churn:online": b'{"score":0.9}'},
+        None,
+    ]
