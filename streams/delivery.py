@@ -122,7 +122,9 @@ async def batches(stream: StreamT, max_records: int = 2000, within_s: float = 0.
                 continue
             batch = [m for m in got if m.generation_id == generation]
             for message in batch:
-                track(message)
+                if not message.tracked:  # as Stream does: pending ack, and the sensors' message-in
+                    message.tracked = True
+                    track(message)
             if batch:
                 yield batch
     finally:
