@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import faust
 
+PROFILER: Any = None
 BATCH, WITHIN_S = 1000, 0.2  # the worker's defaults (CHURNSTREAM_BATCH_SIZE, CHURNSTREAM_BATCH_WITHIN_S)
 
 
@@ -50,6 +51,10 @@ class Counter:
             elapsed = time.perf_counter() - self.t0
             counted = self.n - self.first
             print(json.dumps({"events": counted, "seconds": elapsed, "events_per_s": counted / elapsed}), flush=True)
+            if PROFILER is not None:  # CHURNSTREAM_BENCH_PROFILE=<path>: pyinstrument's text report of the run
+                PROFILER.stop()
+                with open(os.environ["CHURNSTREAM_BENCH_PROFILE"], "w") as f:
+                    f.write(PROFILER.output_text(unicode=False, color=False, show_all=False))
             if self.log is None:
                 os._exit(0)
 
@@ -108,6 +113,13 @@ def main() -> None:
                 counter.add([stream.current_event.message])
 
     from faust.worker import Worker
+
+    if os.environ.get("CHURNSTREAM_BENCH_PROFILE"):
+        from pyinstrument import Profiler
+
+        global PROFILER
+        PROFILER = Profiler(async_mode="disabled")
+        PROFILER.start()
 
     Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 

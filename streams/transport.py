@@ -72,6 +72,8 @@ class Consumer(aiokafka.Consumer):
         suspended = self.suspend_flow.is_set
         buffer = self.app.producer.buffer
         ebb = buffer.max_messages
+        # ProducerBuffer.size reads app.conf.producer_threaded on every call; read it once here
+        pending: Any = None if self.app.conf.producer_threaded else cast(Any, buffer.pending)._queue  # deque it counts
 
         yield_every = 100
         num_since_yield = 0
@@ -100,7 +102,12 @@ class Consumer(aiokafka.Consumer):
                                 await self.commit()
                             # the direct path: only when nothing in the conductor's handler can wait
                             handler = None
-                            if flow_active() and not suspended() and not lock_held() and buffer.size <= ebb:
+                            if (
+                                flow_active()
+                                and not suspended()
+                                and not lock_held()
+                                and (len(pending) if pending is not None else buffer.size) <= ebb
+                            ):
                                 handler = handlers.get(tp)
                                 if handler is not None and any(ch.queue.full() for ch in channels_of.get(tp, ())):
                                     handler = None

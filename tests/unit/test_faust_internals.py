@@ -39,6 +39,9 @@ SOURCES = {
     "faust.transport.conductor.Conductor._compile_message_handler": "9fbc0538097aa4ec",
     "faust.transport.conductor.Conductor._update_indices": "619b3247b96ac7d5",
     "faust.transport.conductor.Conductor.on_partitions_assigned": "616e9729131cf0bb",
+    # the driver measures the non-threaded buffer as ``len(pending._queue)``, as ``size`` does
+    "faust.transport.producer.ProducerBuffer.__init__": "ab4d12a25b93044a",
+    "faust.transport.producer.ProducerBuffer.size.fget": "b543a978fdece62e",
     "faust.transport.producer.ProducerBuffer.wait_until_ebb": "758dd5744044071b",
     "mode.utils.queues.FlowControlEvent.acquire": "ed0208e866e64d0b",
     # the delivery: decode is what the conductor puts on the queue; __aiter__ registers with the conductor
