@@ -14,11 +14,13 @@ Run as: python -m bench.faust_noop <bootstrap> <group> <expected> <topic> [<topi
 
 With ``CHURNSTREAM_BENCH_NOOP_LOG=<path>`` the agent also writes ``topic partition offset`` of every message handed
 to it, one per line (the batch-delivery integration test counts them), and keeps running after ``expected``
-messages until it is stopped, so the commits of the last acks go out.
+messages until it is stopped, so the commits of the last acks go out. ``CHURNSTREAM_BENCH_NOOP_DELAY_S`` sleeps
+that long after each batch (modes ``batch`` and ``stock``), so a test can rebalance the group mid-stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -87,6 +89,7 @@ def main() -> None:
         consumer_auto_offset_reset="earliest",
         **tuning,
     )
+    delay = float(os.environ.get("CHURNSTREAM_BENCH_NOOP_DELAY_S", "0"))
     if mode == "batch":
         from streams.delivery import BatchTopic, ack_all, batches
 
@@ -95,6 +98,8 @@ def main() -> None:
             async for batch in batches(stream, BATCH, WITHIN_S):
                 counter.add(batch)
                 ack_all(app, batch)
+                if delay:
+                    await asyncio.sleep(delay)
 
     elif mode == "stock":
 
@@ -104,6 +109,8 @@ def main() -> None:
                 counter.add([e.message for e in events])
                 for event in events:
                     await stream.ack(event)
+                if delay:
+                    await asyncio.sleep(delay)
 
     else:
 

@@ -105,7 +105,10 @@ async def batches(stream: StreamT, max_records: int = 2000, within_s: float = 0.
     loop = asyncio.get_running_loop()
     try:
         while not stream.should_stop:
-            got: list[Message] = [await queue.get()]
+            try:
+                got: list[Message] = [await queue.get()]
+            except StopAsyncIteration:  # faust's Actor.cancel() throws it into the channel: the agent is stopping
+                return
             take(queue, got, max_records)
             deadline = loop.time() + within_s
             while len(got) < max_records:

@@ -115,6 +115,10 @@ def test_driver_is_a_subclass_registered_by_entry_point() -> None:
     assert list(own_sig.parameters) == list(inspect.signature(faust_consumer.Consumer._drain_messages).parameters)
     eps = [ep for ep in metadata.entry_points(group="faust.transports") if ep.name == "churnstream-kafka"]
     assert [ep.value for ep in eps] == ["streams.transport:Transport"]
+    # faust builds the app's consumer (and so its drain loop) from broker_consumer
+    app = faust.App("wiring", broker="kafka://127.0.0.1:1", broker_consumer="churnstream-kafka://127.0.0.1:1")
+    assert type(app.consumer) is transport.Consumer
+    assert type(faust.App("stock", broker="kafka://127.0.0.1:1").consumer) is faust_aiokafka.Consumer
 
 
 def _message(offset: int, generation: int) -> Message:
