@@ -155,3 +155,26 @@ def test_conductor_puts_the_message_itself_and_batches_drop_stale_generations() 
     assert set(app.consumer.unacked) == set(handed)
     assert delivery.ack_all(app, handed) == 0  # topic "t" is not subscribed, so faust has nothing to commit
     assert all(m.acked for m in handed) and not messages[0].acked
+
+
+async def _cancelled_while_waiting() -> list[list[Message]]:
+    app = faust.App("internals-cancel", broker="kafka://127.0.0.1:1", autodiscover=False)
+    app.flow_control.resume()
+    stream = app.stream(delivery.BatchTopic(app, topics=["t"]))
+    got: list[list[Message]] = []
+
+    async def consume() -> None:
+        async for batch in delivery.batches(stream, max_records=3, within_s=0.05):
+            got.append(batch)
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.01)  # waiting on an empty queue
+    (clone,) = [c for c in app.topics if isinstance(c, delivery.BatchTopic)]
+    clone._throw(StopAsyncIteration())  # what faust's Actor.cancel() does to the stream's channel on stop
+    await asyncio.wait_for(task, 1)  # ends: no RuntimeError("async generator raised StopAsyncIteration")
+    return got
+
+
+def test_batches_end_when_faust_cancels_the_actor() -> None:
+    assert "_throw(StopAsyncIteration())" in inspect.getsource(faust.agents.actor.Actor.cancel)
+    assert asyncio.run(_cancelled_while_waiting()) == []
