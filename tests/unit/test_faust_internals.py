@@ -17,6 +17,7 @@ from typing import Any
 import faust
 import mode
 import pytest
+from faust.agents import actor as faust_actor
 from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
@@ -176,5 +177,5 @@ async def _cancelled_while_waiting() -> list[list[Message]]:
 
 
 def test_batches_end_when_faust_cancels_the_actor() -> None:
-    assert "_throw(StopAsyncIteration())" in inspect.getsource(faust.agents.actor.Actor.cancel)
+    assert "_throw(StopAsyncIteration())" in inspect.getsource(faust_actor.Actor.cancel)
     assert asyncio.run(_cancelled_while_waiting()) == []
