@@ -14,7 +14,12 @@ Rules the caller keeps (they are what ``Stream`` does for each event):
   back to the committed offset after the rebalance and fetches it again);
 - each handed-over message is tracked as unacked (``consumer.track_message``) so graceful shutdown waits for it;
 - the caller acks each message it has processed with ``message.ack(app.consumer)`` (or :func:`ack_all`): faust
-  then commits exactly the contiguous acked offsets (``Consumer._new_offset``).
+  then commits the contiguous acked offsets (``Consumer._new_offset``). Ack each partition's messages in offset
+  order: faust commits past a *single* unacked message right after the committed offset
+  (``tests/unit/test_faust_internals.py``);
+- across a rebalance faust is at-least-once, as for the stock agent: on revocation it waits for the tracked
+  messages to be acked and commits, but what was not committed by then is handed over again by the new owner,
+  from the committed offset on. Effects must be idempotent per ``(topic, partition, offset)``.
 
 Wiring (``streams/transport.py`` adds the consumer whose drain loop does not spawn tasks per message)::
 

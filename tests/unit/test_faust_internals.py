@@ -179,3 +179,20 @@ async def _cancelled_while_waiting() -> list[list[Message]]:
 def test_batches_end_when_faust_cancels_the_actor() -> None:
     assert "_throw(StopAsyncIteration())" in inspect.getsource(faust_actor.Actor.cancel)
     assert asyncio.run(_cancelled_while_waiting()) == []
+
+
+def test_faust_commits_past_one_unacked_message_after_a_commit() -> None:
+    """A hole in faust's commit machinery that the Worker must respect: ``Consumer._new_offset`` compares the first
+    acked offset with the committed offset (the next offset to read) and tolerates a difference of one, so a single
+    unacked message right after the committed offset is committed past when later ones are acked. Ack each
+    partition's messages in offset order. (Found by the batch-delivery integration test: skipping the ack of
+    offset 5 alone went unnoticed, skipping 5 and 6 stalled the commits.) If an upgrade fixes it, this fails."""
+    app = faust.App("internals-new-offset", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer = app.consumer
+    tp = TP("t", 0)
+    consumer._committed_offset[tp] = 5  # offsets 0..4 committed: 5 is the next to read
+    consumer._acked[tp] = [6, 7, 8]  # 5 not acked
+    assert consumer._new_offset(tp) == 9  # 5 is committed past
+    consumer._committed_offset[tp] = 5
+    consumer._acked[tp] = [7, 8]  # 5 and 6 not acked: nothing to commit
+    assert consumer._new_offset(tp) is None
