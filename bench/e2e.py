@@ -20,6 +20,7 @@ import redis
 from rich.console import Console
 
 from bench import features_throughput as ft
+from bench import noop_consumers
 from bench.latency import read_log, summary
 from bench.records import Run
 from bench.report import update_section
@@ -35,7 +36,7 @@ from streams.produce import producer
 from streams.scrape import Scrape
 
 LOADS = (1000, 5000, 10000)
-STAGES = ("throughput", "two", "latency")
+STAGES = ("noop", "throughput", "two", "latency")
 
 
 def clear_users(settings: Settings, user_prefix: str) -> int:
@@ -252,7 +253,8 @@ def run(
     stages: tuple[str, ...] = STAGES,
     naive_records: int = 30_000,
 ) -> dict[str, Any]:
-    """The stages in order: ``throughput`` (with the naive baseline and memory), ``two`` and ``latency``."""
+    """The stages in order: ``noop`` (``bench/noop_consumers.py``),
+    ``throughput`` (with the naive baseline and memory), ``two`` and ``latency``."""
     run = Run.start("e2e", sys.argv)
     run.sizes = {
         "users": users,
@@ -267,10 +269,14 @@ def run(
     with console.status("stack up"):
         stack.up(settings)
     settings.dir("logs")
-    ensure_models(settings, console, users=1000)
+    if set(stages) - {"noop"}:  # the do-nothing consumers need no models
+        ensure_models(settings, console, users=1000)
     figures: dict[str, Any] = {}
     stage = "start"
     try:
+        if "noop" in stages:
+            stage = "noop"
+            figures |= noop_consumers.stage(settings, console, run, users, days, seed)
         if "throughput" in stages:
             stage = "throughput"
             figures |= throughput(settings, console, run, users, days, seed, redis_users, naive_records)
