@@ -22,6 +22,8 @@ def make_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # the same aiokafka consumer, with a drain loop that hands messages to the conductor without a task each
+        broker_consumer=f"churnstream-kafka://{settings.kafka_bootstrap}",
         store="memory://",
         datadir=str(settings.dir("faust") / "{conf.name}"),  # faust's default is `<appid>-data` in the cwd
         key_serializer="raw",

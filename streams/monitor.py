@@ -6,6 +6,7 @@ Faust's default monitor records timings and counters for every message and strea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
@@ -26,3 +27,10 @@ class LeanMonitor(Monitor):
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
         return None
+
+    def on_batch_in(self, tps: Iterable[Any]) -> None:
+        """A micro-batch of these partitions reached the worker (batch delivery has no stream events): faust's
+        slow-processing check reads the time, and would otherwise report the partitions as idle."""
+        now = monotonic()
+        for tp in tps:
+            self.stream_inbound_time[tp] = now

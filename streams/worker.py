@@ -3,7 +3,8 @@
 The flow of a record, method by method:
 
 1. :meth:`Worker.consume` (the faust agent) takes micro-batches of records from the three co-partitioned input
-   topics, unacked, and holds them in the :class:`~streams.aligner.EventTimeAligner`;
+   topics, unacked, as faust messages without an Event per record (:mod:`streams.delivery`, fed by the consumer
+   of :mod:`streams.transport`), and holds them in the :class:`~streams.aligner.EventTimeAligner`;
 2. :meth:`Worker.process_ready` releases what is safe to process, in arrival order across partitions, and hands
    it to the :class:`~streams.processor.FeatureProcessor` (features, dead letters, ClickHouse rows, scores, Redis);
 3. only when every effect succeeded are the records acked, so faust commits their offsets. A failed effect makes
@@ -22,16 +23,18 @@ import logging
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from churnstream.settings import Settings
 from core.keys import CLICKHOUSE_LEDGER
 from features.store import RedisStateStore
 from models.champions import Champions
 from streams.aligner import EventTimeAligner
+from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
 from streams.ledger import RedisLedger
 from streams.metrics import CONSUMER_LAG
+from streams.monitor import LeanMonitor
 from streams.online import METRIC_COLUMNS, OnlineLearner
 from streams.processor import BRONZE_COLUMNS, FeatureProcessor
 from streams.records import RawRecord
@@ -43,8 +46,7 @@ from streams.written import RecoveryGuard, clickhouse_lookup
 log = logging.getLogger(__name__)
 
 
-def to_record(event: Any) -> RawRecord:
-    m = event.message
+def to_record(m: Message) -> RawRecord:
     return RawRecord(
         m.topic, m.partition, m.offset, int(m.timestamp * 1000) if m.timestamp else None, m.key, m.value or b""
     )
@@ -55,11 +57,11 @@ class Worker:
 
     def __init__(self, settings: Settings, app: faust.App) -> None:
         self.settings, self.app = settings, app
-        self.inputs = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
+        self.inputs = BatchTopic(app, topics=list(settings.input_topics))  # whole micro-batches, no Event per record
         self.dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
         self.aligner = EventTimeAligner(max_buffered=settings.align_max_buffered, max_wait_s=settings.align_max_wait_s)
         self.lock = asyncio.Lock()  # one batch (or label resolution) at a time
-        self.stream: Any = None  # the agent's faust stream, once it runs: acks go through it
+        self.running = False  # the agent runs: the timers may release held records
 
         store = RedisStateStore.from_url(settings.redis_url)
         self.store = store
@@ -93,17 +95,12 @@ class Worker:
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
 
     # ---- the flow -------------------------------------------------------------------------------------------------
-    async def consume(self, stream: Any) -> None:  # a faust.Stream: noack_take is not on StreamT
+    async def consume(self, stream: Any) -> None:
         """The agent: hold each micro-batch in the aligner, then process what is ready."""
         await self.start()
-        self.stream = stream
-        async for events in stream.noack_take(self.settings.batch_size, within=self.settings.batch_within_s):
-            # noack_take may hand over records it buffered before a rebalance: faust's own check comes earlier
-            self.aligner.add(
-                (e.message.tp, e.message.offset, int((e.message.timestamp or 0) * 1000), e)
-                for e in events
-                if not self.stale(e)
-            )
+        self.running = True
+        async for batch in batches(stream, self.settings.batch_size, self.settings.batch_within_s):
+            self.aligner.add((m.tp, m.offset, int((m.timestamp or 0) * 1000), m) for m in batch if not self.stale(m))
             await self.process_ready()
 
     async def start(self) -> None:
@@ -123,29 +120,32 @@ class Worker:
     async def process_ready(self) -> None:
         """Process the records the aligner releases, redoing the batch until every effect succeeded; then ack."""
         async with self.lock:
-            if self.stream is None or not self.app.flow_control.is_active():  # a rebalance is under way
+            if not self.running or not self.app.flow_control.is_active():  # a rebalance is under way
                 return
             if dropped := self.aligner.discard(self.stale):
                 log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             ready = self.aligner.release(self.assigned(), self.caught_up)
             if not ready:
                 return
-            records = [to_record(e) for e in ready]
+            if isinstance(monitor := self.app.monitor, LeanMonitor):
+                monitor.on_batch_in({m.tp for m in ready})
+            records = [to_record(m) for m in ready]
             await until_done(self.processor.process, records, log=log, level=logging.ERROR, multiplier=0.2)
-            for event in ready:
-                await self.stream.ack(event)
+            consumer = self.app.consumer
+            for message in ready:  # per partition in offset order: faust commits the contiguous acked offsets
+                message.ack(consumer)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         return await self.dlq_topic.send(key=key, value=value, headers=headers)
 
     # ---- partitions -----------------------------------------------------------------------------------------------
-    def stale(self, event: Any) -> bool:
+    def stale(self, message: Message) -> bool:
         """Fetched before the latest rebalance: the consumer fetches it again from the committed offset.
 
         Processing the old copy could apply a later offset of a partition before an earlier one, and the per-user
         offset guard would then take the earlier record for a replay and skip it.
         """
-        return bool(event.message.generation_id != self.app.consumer_generation_id)
+        return bool(message.generation_id != self.app.consumer_generation_id)
 
     def assigned(self) -> set[Any]:
         return {tp for tp in self.app.consumer.assignment() if tp.topic in self.settings.input_topics}
