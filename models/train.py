@@ -18,13 +18,14 @@ from features.offline import Accepted
 from models import dataset
 from models.evaluate import bootstrap
 from models.metrics import quality
-from models.pretrained import MODEL_NAMES, Pretrained, create
+from models.pretrained import MODEL_NAMES, create
+from models.protocol import ScoringModel
 from models.registry import ModelRef, Registry
 
 Progress = Callable[[str], None]
 
 
-def latency_us(model: Pretrained, X: np.ndarray) -> dict[str, float]:
+def latency_us(model: ScoringModel, X: np.ndarray) -> dict[str, float]:
     """Median single-row and per-row batch (1,000 rows) prediction time in microseconds."""
     rows = X[: min(len(X), 200)]
     single = []
