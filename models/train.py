@@ -140,10 +140,12 @@ def train_all(
     per_user: int = 12,
     progressive_users: int = 2000,
     progress: Progress = lambda _m: None,
+    models: tuple[str, ...] = MODEL_NAMES,
 ) -> TrainingRun:
     """Train every model of both tasks on a simulated history (or the JSONL/CSV history in ``events``), promote
     each task's best, then, on simulated data, run progressive validation of the online models on a separate
-    stream of ``progressive_users`` users (0 skips it). ``progress`` gets a line per step."""
+    stream of ``progressive_users`` users (0 skips it). ``progress`` gets a line per step; ``models``: which
+    pretrained models to train (all four by default)."""
     from features import offline
     from models import oracle
     from models import progressive as pv
@@ -171,7 +173,7 @@ def train_all(
                 return truth.scores(task, us, ts)
 
         reports[task] = train_task(
-            accepted, task, registry, per_user=per_user, seed=seed, oracle=oracle_fn, progress=progress
+            accepted, task, registry, per_user=per_user, seed=seed, models=models, oracle=oracle_fn, progress=progress
         )
     progressive = None
     if events is None and progressive_users:
