@@ -31,6 +31,7 @@ import pickle
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
@@ -99,8 +100,19 @@ class OnlineModel:
     def predict_proba_one(self, x: dict[str, float]) -> float:
         return float(self.model.predict_proba_one(x).get(True, 0.5 if not self.learned else 0.0))
 
-    def predict_proba_many(self, rows: list[list[float]]) -> list[float]:
-        return [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in rows]
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURE_NAMES
+
+    def predict_proba_many(self, X: np.ndarray) -> np.ndarray:
+        """P(label = 1) for each row of ``X`` (columns in ``FEATURE_NAMES`` order), one row at a time.
+
+        Row by row through ``predict_proba_one`` on Python floats, so a batch scores exactly as its rows would.
+        """
+        rows = np.asarray(X, dtype=np.float64).tolist()
+        return np.array(
+            [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in rows], dtype=np.float64
+        )
 
     def learn_one(self, x: dict[str, float], y: int, label: int = 0) -> None:
         """Learn one label; ``label`` is its :func:`label_hash`, added to the digest."""

@@ -27,7 +27,9 @@ class Pretrained:
         self.feature_names = tuple(feature_names)
 
     def predict_proba_many(self, X: np.ndarray) -> np.ndarray:
-        """P(label = 1) for each row of ``X`` (columns in ``feature_names`` order)."""
+        """P(label = 1) for each row of ``X`` (columns in ``feature_names`` order); no rows, no scores."""
+        if not len(X):
+            return np.empty(0, dtype=np.float64)
         return np.asarray(self.estimator.predict_proba(X)[:, 1], dtype=np.float64)
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
@@ -125,6 +127,8 @@ class XGBoost(Pretrained):
         )
 
     def predict_proba_many(self, X: np.ndarray) -> np.ndarray:
+        if not len(X):
+            return np.empty(0, dtype=np.float64)
         booster = self.estimator.get_booster() if hasattr(self.estimator, "get_booster") else self.estimator
         return np.asarray(booster.inplace_predict(X, predict_type="value"), dtype=np.float64)
 

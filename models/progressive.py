@@ -9,6 +9,7 @@ Each settled label first scores the predictions made at snapshot time, then trai
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ from features.offline import Accepted
 from features.state import DAY_MS, UserState, apply
 from models.metrics import quality
 from models.online import OnlineModel, Snapshot, resolve_by_event, resolve_by_watermark
-from models.pretrained import Pretrained
+from models.protocol import ScoringModel
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Outcome:
 
 
 def run(
-    accepted: Accepted, champions: dict[str, Pretrained], kind: str = "logreg", lateness_ms: int = DAY_MS
+    accepted: Accepted, champions: Mapping[str, ScoringModel], kind: str = "logreg", lateness_ms: int = DAY_MS
 ) -> dict[str, Outcome]:
     events = sorted((e for evs in accepted.values() for e in evs), key=lambda e: e.ts_ms)
     states: dict[str, UserState] = {}

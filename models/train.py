@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from core.tasks import TASKS
 from features.offline import Accepted
 from models import dataset
 from models.evaluate import bootstrap
 from models.metrics import quality
-from models.pretrained import MODEL_NAMES, Pretrained, create
+from models.pretrained import MODEL_NAMES, create
+from models.protocol import ScoringModel
 from models.registry import ModelRef, Registry
 
 Progress = Callable[[str], None]
 
 
-def latency_us(model: Pretrained, X: np.ndarray) -> dict[str, float]:
+def latency_us(model: ScoringModel, X: np.ndarray) -> dict[str, float]:
     """Median single-row and per-row batch (1,000 rows) prediction time in microseconds."""
     rows = X[: min(len(X), 200)]
     single = []
@@ -115,3 +119,69 @@ def train_task(
     report["differences"] = {f"{a} - {b}": intervals[f"{a} - {b}"] for a, b in pairs}
     report["resamples"] = resamples
     return report
+
+
+@dataclass
+class TrainingRun:
+    """What ``churnstream train`` produced: a report per task, where the history came from, and the progressive
+    validation of the online models against the champions (None when skipped)."""
+
+    reports: dict[str, dict[str, Any]]
+    source: str
+    progressive: dict[str, dict[str, dict[str, float]]] | None
+
+
+def train_all(
+    registry: Registry,
+    users: int = 5000,
+    days: int = 365,
+    seed: int = 0,
+    events: Path | None = None,
+    per_user: int = 12,
+    progressive_users: int = 2000,
+    progress: Progress = lambda _m: None,
+    models: tuple[str, ...] = MODEL_NAMES,
+) -> TrainingRun:
+    """Train every model of both tasks on a simulated history (or the JSONL/CSV history in ``events``), promote
+    each task's best, then, on simulated data, run progressive validation of the online models on a separate
+    stream of ``progressive_users`` users (0 skips it). ``progress`` gets a line per step; ``models``: which
+    pretrained models to train (all four by default)."""
+    from features import offline
+    from models import oracle
+    from models import progressive as pv
+    from simulation import generator
+
+    progress("preparing history")
+    truth: oracle.Oracle | None = None
+    if events is None:
+        progress(f"simulating {users:,} users over {days} days")
+        simulated = generator.make_users(users, days, seed)
+        history = generator.simulate(simulated, days, seed)
+        accepted = offline.accept((e["type"], orjson.dumps(e)) for e in history)
+        truth = oracle.Oracle(simulated, history, end_ms=generator.DEFAULT_START_MS + days * 86_400_000)
+        source = f"{len(history):,} simulated events of {users:,} users over {days} days (seed {seed})."
+    else:
+        reader = offline.read_csv if events.suffix == ".csv" else offline.read_jsonl
+        accepted = offline.accept(reader(events))
+        source = f"history from {events}."
+    reports = {}
+    for task in TASKS:
+        oracle_fn = None
+        if truth is not None:
+
+            def oracle_fn(us: list[str], ts: list[int], task: str = task, truth: oracle.Oracle = truth) -> np.ndarray:
+                return truth.scores(task, us, ts)
+
+        reports[task] = train_task(
+            accepted, task, registry, per_user=per_user, seed=seed, models=models, oracle=oracle_fn, progress=progress
+        )
+    progressive = None
+    if events is None and progressive_users:
+        progress(f"progressive validation on a separate stream of {progressive_users:,} users")
+        stream_users = generator.make_users(progressive_users, days, seed + 1)
+        stream = generator.simulate(stream_users, days, seed + 1)
+        champions = {t: registry.load(ref) for t in TASKS if (ref := registry.champion(t))}
+        outcome = pv.run(offline.accept((e["type"], orjson.dumps(e)) for e in stream), champions)
+        progressive = {t: o.later_half() for t, o in outcome.items()}
+    progress("done")
+    return TrainingRun(reports, source, progressive)

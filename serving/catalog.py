@@ -22,6 +22,7 @@ from core.keys import checkpoint_key
 from core.tasks import TASKS
 from models.online import OnlineModel
 from models.pretrained import MODEL_NAMES, Pretrained
+from models.protocol import ScoringModel
 from models.registry import ModelRef, ModelRejected, Registry
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,9 @@ class LoadedModel:
     name: str
     kind: str  # pretrained | online
     version: str
-    model: Pretrained | OnlineModel
+    model: ScoringModel
 
     def predict(self, X: np.ndarray) -> list[float]:
-        if isinstance(self.model, OnlineModel):
-            return self.model.predict_proba_many(X.tolist())
         return list(self.model.predict_proba_many(X).tolist())
 
 

@@ -102,7 +102,7 @@ class OnlineLearner:
 
     # ---- scoring ----------------------------------------------------------------------------------------------
     def score(self, task: str, X: np.ndarray) -> list[float]:
-        return self.models[task].predict_proba_many(X.tolist())
+        return list(self.models[task].predict_proba_many(X).tolist())
 
     # ---- labels -----------------------------------------------------------------------------------------------
     def _learn(self, label: Label) -> None:

@@ -1,0 +1,78 @@
+"""The benchmark commands: ``churnstream bench features|train|e2e|api``, each on its module in ``bench/``.
+
+``churnstream/cli.py`` registers :data:`bench_app` as the ``bench`` group.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from churnstream.console import console
+from churnstream.settings import get_settings
+
+bench_app = typer.Typer(
+    help="Benchmarks on the local stack; each run writes a record to docs/benchmark-runs/ and updates "
+    "docs/benchmarks.md and .json.",
+    no_args_is_help=True,
+)
+
+
+@bench_app.command("features")
+def bench_features(
+    users: int = typer.Option(6000, help="simulated users"),
+    days: int = typer.Option(90, help="days of history"),
+) -> None:
+    """Feature-path events/s vs a do-nothing Faust agent and a bare aiokafka loop; Redis bytes per user."""
+    from bench.run_features import run
+
+    run(get_settings(), console, users=users, days=days)
+
+
+@bench_app.command("train")
+def bench_train(
+    users: int = typer.Option(5_000, help="simulated users (5,000 x 365 days is about 1.1M events)"),
+    days: int = typer.Option(365, help="days of history"),
+) -> None:
+    """Wall time to train all models for both tasks on about 1M generated events."""
+    from bench.train_time import run
+
+    run(console, users=users, days=days)
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    users: int = typer.Option(10_000, help="simulated users (10,000 x 90 days is about 1M events)"),
+    days: int = typer.Option(90, help="days of history"),
+    redis_users: int = typer.Option(1_000_000, help="other users' state seeded in Redis for the memory figure"),
+    load_seconds: int = typer.Option(30, help="seconds of traffic at each offered load"),
+    stages: str = typer.Option("throughput,two,latency", help="comma-separated stages to run"),
+    naive_records: int = typer.Option(30_000, help="records for the naive baseline (batches of one event)"),
+) -> None:
+    """End-to-end throughput (all models) vs. Faust no-op and bare consumer, naive baseline and worker memory
+    with 1M users in Redis (throughput); one vs. two workers (two); latency at 1k/5k/10k events/s (latency)."""
+    from bench.e2e import STAGES, run
+
+    chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    if unknown := set(chosen) - set(STAGES):
+        raise typer.BadParameter(f"unknown stages {sorted(unknown)}; choose from {', '.join(STAGES)}")
+    run(
+        get_settings(),
+        console,
+        users=users,
+        days=days,
+        redis_users=redis_users,
+        load_seconds=load_seconds,
+        stages=chosen,
+        naive_records=naive_records,
+    )
+
+
+@bench_app.command("api")
+def bench_api(
+    rate: int = typer.Option(1000, help="offered requests per second"),
+    seconds: int = typer.Option(30, help="measured duration"),
+) -> None:
+    """Score-lookup latency of one API process at a fixed request rate; answers per status code, 5xx fails."""
+    from bench.api_latency import run
+
+    run(get_settings(), console, rate=rate, seconds=seconds)

@@ -1,0 +1,124 @@
+"""The model commands: ``churnstream train`` (on :func:`models.train.train_all`) and ``churnstream models``.
+
+``churnstream/cli.py`` registers :func:`train` as a top-level command and :data:`models_app` as the ``models`` group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from churnstream.console import console
+from churnstream.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.registry import Registry
+
+models_app = typer.Typer(help="The model registry: list versions, promote a champion.", no_args_is_help=True)
+
+
+def _registry() -> Registry:
+    from models.registry import Registry
+
+    return Registry(get_settings().registry_dir())
+
+
+def train(
+    users: int = typer.Option(5000, help="simulated users (when no --events is given)"),
+    days: int = typer.Option(365, help="days of simulated history"),
+    seed: int = typer.Option(0, help="random seed"),
+    events: Path | None = typer.Option(None, help="train on this JSONL/CSV history instead of a simulation"),
+    per_user: int = typer.Option(12, help="rows per training user, about (4x per validation and test user)"),
+    report: bool = typer.Option(True, help="write docs/models.md and docs/models.json"),
+    progressive_users: int = typer.Option(
+        2000, help="users of the separate stream for progressive validation of the online models (0 = skip)"
+    ),
+) -> None:
+    """Train logreg, SVM, random forest and XGBoost per task on point-in-time data; promote the best."""
+    from models import report as model_report
+    from models.train import train_all
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        step = bar.add_task("preparing history", total=None)
+        run = train_all(
+            _registry(),
+            users=users,
+            days=days,
+            seed=seed,
+            events=events,
+            per_user=per_user,
+            progressive_users=progressive_users,
+            progress=lambda msg: bar.update(step, description=msg),
+        )
+    for task, r in run.reports.items():
+        console.print(_metrics_table(task, r))
+    for t, q in (run.progressive or {}).items():
+        console.print(
+            f"{t}: online ROC-AUC {q['online']['roc_auc']:.4f} vs champion "
+            f"{q['champion']['roc_auc']:.4f} on the later half ({q['labels']['n']:,.0f} labels)"
+        )
+    if report:
+        command = (
+            f"churnstream train --users {users} --days {days} --seed {seed}"
+            if events is None
+            else f"churnstream train --events {events}"
+        )
+        model_report.write(run.reports, command, run.source, run.progressive)
+        console.print("wrote docs/models.md and docs/models.json")
+
+
+def _metrics_table(task: str, r: dict[str, Any]) -> Table:
+    """The test metrics of every model of ``task`` (and of the oracle, when known), one row each."""
+    table = Table(title=f"{task}: test metrics (champion {r['champion']})")
+    for col in ("model", "ROC-AUC", "PR-AUC", "log loss", "Brier", "1 row us", "batch us/row"):
+        table.add_column(col)
+    rows = ([("oracle", r["oracle"])] if "oracle" in r else []) + list(r["models"].items())
+    for name, m in rows:
+        latency = (f"{m['single_row_us']:.0f}", f"{m['batch_per_row_us']:.2f}") if name != "oracle" else ("-", "-")
+        table.add_row(
+            name, f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['log_loss']:.4f}", f"{m['brier']:.4f}", *latency
+        )
+    return table
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every registered version with its test AUC; the champion of each task is marked."""
+    from models.pretrained import MODEL_NAMES
+    from models.registry import ModelRejected
+
+    registry = _registry()
+    table = Table()
+    for col in ("task", "model", "version", "ROC-AUC", "champion"):
+        table.add_column(col)
+    for task in ("churn", "purchase"):
+        champion = registry.champion(task)
+        for model in MODEL_NAMES:
+            for ref in registry.versions(task, model):
+                try:
+                    auc = f"{registry.meta(ref)['metrics']['roc_auc']:.4f}"
+                except (ModelRejected, KeyError):
+                    auc = "unreadable"
+                table.add_row(task, model, ref.version, auc, "*" if ref == champion else "")
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(task: str, model: str, version: str = typer.Option("", help="default: the latest")) -> None:
+    """Make a model version the champion of a task (checked before it takes effect)."""
+    from models.registry import ModelRef, ModelRejected
+
+    registry = _registry()
+    ref = ModelRef(task, model, version) if version else registry.latest(task).get(model)
+    if ref is None:
+        raise typer.BadParameter(f"no {model} versions for {task}")
+    try:
+        registry.promote(ref)
+    except ModelRejected as exc:
+        console.print(f"[red]refused:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"champion of {task} is now {ref}")
