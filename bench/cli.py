@@ -76,3 +76,17 @@ def bench_api(
     from bench.api_latency import run
 
     run(get_settings(), console, rate=rate, seconds=seconds)
+
+
+@bench_app.command("profile")
+def bench_profile(
+    users: int = typer.Option(3000, help="simulated users in the backlog"),
+    days: int = typer.Option(90, help="days of history"),
+    seconds: int = typer.Option(30, help="seconds of profile once the worker is busy"),
+) -> None:
+    """A py-spy profile of one worker on a backlog: the share of time per layer and the top functions."""
+    import sys
+
+    from bench.profile_worker import run
+
+    run(get_settings(), console, sys.argv, users=users, days=days, seconds=seconds)

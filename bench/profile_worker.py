@@ -1,0 +1,130 @@
+"""``churnstream bench profile``: where one worker's time goes, from a py-spy profile of a backlog run.
+
+A fresh backlog on its own topics, one worker with all models on, and ``py-spy record`` (raw collapsed stacks, 100
+samples/s, every thread, idle samples left out) over ``seconds`` once the worker is busy. The summary gives the
+share of samples per layer (inclusive: a sample counts for every layer on its stack) and the top functions by
+self time; the run record keeps both, and the raw profile is written beside the logs.
+
+>>> stacks = {"main (w.py:1);process (streams/processor.py:9);apply (features/state.py:3)": 3,
+...           "main (w.py:1);insert (clickhouse_connect/x.py:2)": 1}
+>>> layers(stacks)["features/ state fold"], self_time(stacks)[0]
+(0.75, ('apply (features/state.py:3)', 0.75))
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import features_throughput as ft
+from bench.records import Run
+from bench.report import update_section
+from churnstream.settings import Settings
+from infra.processes import free_port
+
+PY_SPY = ("-r", "100", "-f", "raw", "--nolineno", "--threads")
+LAYERS = {  # label -> path fragments of the frames that belong to it
+    "features/ state fold": ("features/state.py",),
+    "features/ feature vector": ("features/compute.py",),
+    "decode (core/contracts, msgspec)": ("core/contracts.py",),
+    "scoring: models (sklearn, xgboost)": ("sklearn/", "xgboost/"),
+    "scoring: online models (river)": ("river/", "models/online.py"),
+    "online learner (labels, snapshots)": ("streams/online.py",),
+    "Redis client": ("redis/",),
+    "ClickHouse client and chDB": ("clickhouse_connect/", "chdb/"),
+    "faust, aiokafka, mode": ("faust/", "aiokafka/", "mode/"),
+    "Prometheus metrics": ("prometheus_client/",),
+}
+
+
+def read_raw(path: Path) -> dict[str, int]:
+    """py-spy's raw format: one ``frame;frame;...;leaf count`` line per distinct stack."""
+    stacks: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[stack] = stacks.get(stack, 0) + int(count)
+    return stacks
+
+
+def layers(stacks: dict[str, int]) -> dict[str, float]:
+    """Share of samples whose stack passes through each layer (inclusive)."""
+    total = sum(stacks.values()) or 1
+    share: Counter[str] = Counter()
+    for stack, n in stacks.items():
+        for label, fragments in LAYERS.items():
+            if any(f in stack for f in fragments):
+                share[label] += n
+    return {label: round(share[label] / total, 3) for label in LAYERS}
+
+
+def self_time(stacks: dict[str, int], top: int = 15) -> list[tuple[str, float]]:
+    """The leaf functions with the most samples, as shares of all samples."""
+    total = sum(stacks.values()) or 1
+    leaves: Counter[str] = Counter()
+    for stack, n in stacks.items():
+        leaves[stack.rsplit(";", 1)[-1]] += n
+    return [(leaf, round(n / total, 3)) for leaf, n in leaves.most_common(top)]
+
+
+def run(settings: Settings, console: Console, argv: list[str], users: int, days: int, seconds: int) -> Run:
+    record = Run.start("profile", argv)
+    prefix = f"prof-{uuid.uuid4().hex[:6]}"
+    topics = ft.make_topics(settings, prefix)
+    with console.status(f"producing {users:,} users x {days} days of events to {prefix}.*"):
+        n = ft.produce(settings, topics, users, days, seed=11)
+    record.sizes = {"records": n, "users": users, "days": days, "seconds": seconds}
+    port = free_port()
+    proc = ft.spawn_worker(ft.worker_env(settings, topics, f"{prefix}-worker", port), "bench-profile.log")
+    out = settings.dir("logs") / f"{record.run_id}.pyspy.txt"
+    try:
+        with console.status("waiting for the worker to be busy"):
+            while ft._processed(port) < min(n // 10, 20_000):
+                if proc.poll() is not None:
+                    raise RuntimeError("the worker exited; see bench-profile.log")
+                time.sleep(0.5)
+        before, t0 = ft._processed(port), time.perf_counter()
+        with console.status(f"py-spy record for {seconds} s"):
+            cmd = ["py-spy", "record", "--pid", str(proc.pid), "-d", str(seconds), *PY_SPY, "-o", str(out)]
+            subprocess.run(cmd, check=True, capture_output=True, timeout=seconds + 60)
+        rate = (ft._processed(port) - before) / (time.perf_counter() - t0)
+    finally:
+        ft.stop([proc])
+    stacks = read_raw(out)
+    record.figures["profile_events_per_s"] = round(rate)
+    record.details = {"layers": layers(stacks), "self_time": self_time(stacks), "samples": sum(stacks.values())}
+    for label, share in record.details["layers"].items():
+        console.print(f"{share:6.1%}  {label}")
+    _write_section(record)
+    console.print(f"run record: {record.save()}")
+    return record
+
+
+def _write_section(record: Run) -> None:
+    details: dict[str, Any] = record.details
+    dirty = ", with uncommitted changes" if record.dirty else ""
+    md = [
+        "## Where one worker's time goes (py-spy profile)",
+        "",
+        f"Command: `{record.command}`: {record.sizes['records']:,} generated records on fresh topics, one worker "
+        f"with all models on, `py-spy record {' '.join(PY_SPY)}` for {record.sizes['seconds']} s once it is busy "
+        f" ({details['samples']:,} samples, idle threads left out), at "
+        f"{record.figures['profile_events_per_s']:,} events/s under the profiler. Run record: "
+        f"[`{record.run_id}`](benchmark-runs/{record.run_id}.json) (commit `{record.commit[:7]}`{dirty}, "
+        f"{record.started_utc}).",
+        "",
+        "| layer (inclusive: a sample counts for every layer on its stack) | share of samples |",
+        "|---|---:|",
+        *(f"| {label} | {share:.1%} |" for label, share in details["layers"].items()),
+        "",
+        "| top functions by self time | share of samples |",
+        "|---|---:|",
+        *(f"| `{leaf}` | {share:.1%} |" for leaf, share in details["self_time"]),
+    ]
+    update_section("profile", "\n".join(md))
