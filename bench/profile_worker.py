@@ -1,19 +1,22 @@
 """``churnstream bench profile``: where one worker's time goes, from a py-spy profile of a backlog run.
 
 A fresh backlog on its own topics, one worker with all models on, and ``py-spy record`` (raw collapsed stacks, 100
-samples/s, every thread, idle samples left out) over ``seconds`` once the worker is busy. The summary gives the
-share of samples per layer (inclusive: a sample counts for every layer on its stack) and the top functions by
-self time; the run record keeps both, and the raw profile is written beside the logs.
+samples/s, every thread, only samples that hold the GIL: the Python work that one core serialises) over ``seconds``
+once the worker is busy. The summary gives the share of samples per layer (each sample counted once, for the deepest
+layer on its stack) and the top functions by self time; the run record keeps both, and the raw profile is written
+beside the logs.
 
->>> stacks = {"main (w.py:1);process (streams/processor.py:9);apply (features/state.py:3)": 3,
-...           "main (w.py:1);insert (clickhouse_connect/x.py:2)": 1}
->>> layers(stacks)["features/ state fold"], self_time(stacks)[0]
-(0.75, ('apply (features/state.py:3)', 0.75))
+>>> stacks = {"run (faust/agent.py);process (streams/processor.py);apply (features/state.py)": 3,
+...           "run (faust/agent.py);process (streams/processor.py);insert (clickhouse_connect/x.py)": 1}
+>>> layers(stacks)["features/ state fold"], layers(stacks)["faust, aiokafka, mode"], self_time(stacks)[0]
+(0.75, 0.0, ('apply (features/state.py)', 0.75))
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -28,19 +31,23 @@ from bench.report import update_section
 from churnstream.settings import Settings
 from infra.processes import free_port
 
-PY_SPY = ("-r", "100", "-f", "raw", "--nolineno", "--threads")
-LAYERS = {  # label -> path fragments of the frames that belong to it
+PY_SPY_BIN = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"  # the venv's, then PATH
+PY_SPY = ("-r", "100", "-f", "raw", "--nolineno", "--threads", "--gil")
+LAYERS = {  # label -> path fragments of the frames that belong to it; the first label a frame matches wins
     "features/ state fold": ("features/state.py",),
     "features/ feature vector": ("features/compute.py",),
-    "decode (core/contracts, msgspec)": ("core/contracts.py",),
-    "scoring: models (sklearn, xgboost)": ("sklearn/", "xgboost/"),
+    "decode (core/contracts, msgspec)": ("core/contracts.py", "msgspec/"),
+    "scoring: pretrained models (sklearn, xgboost, numpy)": ("sklearn/", "xgboost/", "numpy/"),
     "scoring: online models (river)": ("river/", "models/online.py"),
     "online learner (labels, snapshots)": ("streams/online.py",),
     "Redis client": ("redis/",),
     "ClickHouse client and chDB": ("clickhouse_connect/", "chdb/"),
-    "faust, aiokafka, mode": ("faust/", "aiokafka/", "mode/"),
     "Prometheus metrics": ("prometheus_client/",),
+    "the worker's own code (streams/)": ("streams/",),
+    "faust, aiokafka, mode": ("faust/", "aiokafka/", "mode/"),
+    "asyncio, uvloop": ("asyncio/", "uvloop/"),
 }
+OTHER = "other (interpreter, standard library, threads)"
 
 
 def read_raw(path: Path) -> dict[str, int]:
@@ -53,15 +60,23 @@ def read_raw(path: Path) -> dict[str, int]:
     return stacks
 
 
+def layer_of(stack: str) -> str:
+    """The layer of the deepest frame of ``stack`` that belongs to one (the time is spent there, or below it in
+    code of no layer)."""
+    for frame in reversed(stack.split(";")):
+        for label, fragments in LAYERS.items():
+            if any(f in frame for f in fragments):
+                return label
+    return OTHER
+
+
 def layers(stacks: dict[str, int]) -> dict[str, float]:
-    """Share of samples whose stack passes through each layer (inclusive)."""
+    """Share of samples per layer, each sample counted once, for its deepest layer (:func:`layer_of`)."""
     total = sum(stacks.values()) or 1
     share: Counter[str] = Counter()
     for stack, n in stacks.items():
-        for label, fragments in LAYERS.items():
-            if any(f in stack for f in fragments):
-                share[label] += n
-    return {label: round(share[label] / total, 3) for label in LAYERS}
+        share[layer_of(stack)] += n
+    return {label: round(share[label] / total, 3) for label in (*LAYERS, OTHER)}
 
 
 def self_time(stacks: dict[str, int], top: int = 15) -> list[tuple[str, float]]:
@@ -91,7 +106,7 @@ def run(settings: Settings, console: Console, argv: list[str], users: int, days:
                 time.sleep(0.5)
         before, t0 = ft._processed(port), time.perf_counter()
         with console.status(f"py-spy record for {seconds} s"):
-            cmd = ["py-spy", "record", "--pid", str(proc.pid), "-d", str(seconds), *PY_SPY, "-o", str(out)]
+            cmd = [PY_SPY_BIN, "record", "--pid", str(proc.pid), "-d", str(seconds), *PY_SPY, "-o", str(out)]
             subprocess.run(cmd, check=True, capture_output=True, timeout=seconds + 60)
         rate = (ft._processed(port) - before) / (time.perf_counter() - t0)
     finally:
@@ -114,12 +129,12 @@ def _write_section(record: Run) -> None:
         "",
         f"Command: `{record.command}`: {record.sizes['records']:,} generated records on fresh topics, one worker "
         f"with all models on, `py-spy record {' '.join(PY_SPY)}` for {record.sizes['seconds']} s once it is busy "
-        f" ({details['samples']:,} samples, idle threads left out), at "
+        f" ({details['samples']:,} samples holding the GIL), at "
         f"{record.figures['profile_events_per_s']:,} events/s under the profiler. Run record: "
         f"[`{record.run_id}`](benchmark-runs/{record.run_id}.json) (commit `{record.commit[:7]}`{dirty}, "
         f"{record.started_utc}).",
         "",
-        "| layer (inclusive: a sample counts for every layer on its stack) | share of samples |",
+        "| layer (each sample counted once, for the deepest layer on its stack) | share of samples |",
         "|---|---:|",
         *(f"| {label} | {share:.1%} |" for label, share in details["layers"].items()),
         "",
