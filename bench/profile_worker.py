@@ -1,10 +1,10 @@
 """``churnstream bench profile``: where one worker's time goes, from a py-spy profile of a backlog run.
 
 A fresh backlog on its own topics, one worker with all models on, and ``py-spy record`` (raw collapsed stacks, 100
-samples/s, every thread, only samples that hold the GIL: the Python work that one core serialises) over ``seconds``
-once the worker is busy. The summary gives the share of samples per layer (each sample counted once, for the deepest
-layer on its stack) and the top functions by self time; the run record keeps both, and the raw profile is written
-beside the logs.
+samples/s without pausing the worker, every thread, only samples that hold the GIL: the Python work that one core
+serialises) over ``seconds`` once the worker is busy. The summary gives the share of samples per layer (each sample
+counted once, for the deepest layer on its stack) and the top functions by self time; the run record keeps both, and
+the raw profile is written beside the logs.
 
 >>> stacks = {"run (faust/agent.py);process (streams/processor.py);apply (features/state.py)": 3,
 ...           "run (faust/agent.py);process (streams/processor.py);insert (clickhouse_connect/x.py)": 1}
@@ -32,7 +32,7 @@ from churnstream.settings import Settings
 from infra.processes import free_port
 
 PY_SPY_BIN = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"  # the venv's, then PATH
-PY_SPY = ("-r", "100", "-f", "raw", "--nolineno", "--threads", "--gil")
+PY_SPY = ("-r", "100", "-f", "raw", "--nolineno", "--threads", "--gil", "--nonblocking")
 LAYERS = {  # label -> path fragments of the frames that belong to it; the first label a frame matches wins
     "features/ state fold": ("features/state.py",),
     "features/ feature vector": ("features/compute.py",),
