@@ -10,6 +10,8 @@ the raw profile is written beside the logs.
 ...           "run (faust/agent.py);process (streams/processor.py);insert (clickhouse_connect/x.py)": 1}
 >>> layers(stacks)["features/ state fold"], layers(stacks)["faust, aiokafka, mode"], self_time(stacks)[0]
 (0.75, 0.0, ('apply (features/state.py)', 0.75))
+>>> layer_of("f (clickhouse_connect/driver/insert.py)")  # a package whose path holds "river/" is not river
+'ClickHouse client and chDB'
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ def layer_of(stack: str) -> str:
     """The layer of the deepest frame of ``stack`` that belongs to one (the time is spent there, or below it in
     code of no layer)."""
     for frame in reversed(stack.split(";")):
+        path = frame[frame.rfind("(") + 1 :]  # "function (package/module.py)"
         for label, fragments in LAYERS.items():
-            if any(f in frame for f in fragments):
+            if any(path.startswith(f) or f"/{f}" in path for f in fragments):
                 return label
     return OTHER
 
