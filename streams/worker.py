@@ -62,6 +62,7 @@ class Worker:
         self.aligner = EventTimeAligner(max_buffered=settings.align_max_buffered, max_wait_s=settings.align_max_wait_s)
         self.lock = asyncio.Lock()  # one batch (or label resolution) at a time
         self.running = False  # the agent runs: the timers may release held records
+        self.generation = -1  # the consumer generation of the records held: older ones are dropped when it changes
 
         store = RedisStateStore.from_url(settings.redis_url)
         self.store = store
@@ -122,8 +123,10 @@ class Worker:
         async with self.lock:
             if not self.running or not self.app.flow_control.is_active():  # a rebalance is under way
                 return
-            if dropped := self.aligner.discard(self.stale):
-                log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
+            if self.generation != self.app.consumer_generation_id:  # a rebalance ended since the last batch
+                self.generation = self.app.consumer_generation_id
+                if dropped := self.aligner.discard(self.stale):  # added only if current: none goes stale later
+                    log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             ready = self.aligner.release(self.assigned(), self.caught_up)
             if not ready:
                 return
