@@ -55,8 +55,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     from streams.worker import Worker as StreamWorker
 
     app = make_app(settings)
-    worker = StreamWorker(settings, app)  # registers its agent, timers and rebalance callback on the app
+    StreamWorker(settings, app)  # registers its agent, timers and rebalance callback: the app holds it through them
     gc.collect()
     gc.freeze()  # imported libraries live as long as the process: keep them out of full GC passes
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    del worker

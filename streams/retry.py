@@ -35,12 +35,17 @@ class Conflict(Exception):
     """A write lost a race (another worker wrote first): the caller redoes its work."""
 
 
+def first_line(error: BaseException) -> str:
+    """The start of an error's message, for a log line."""
+    text = str(error)
+    return text.splitlines()[0][:200] if text else ""
+
+
 class EffectFailed(Exception):
     """An effect on ``dependency`` failed with ``__cause__``; the batch is redone."""
 
     def __init__(self, dependency: str, error: BaseException) -> None:
-        message = str(error).splitlines()[0][:200] if str(error) else ""
-        super().__init__(f"{dependency}: {type(error).__name__}: {message}")
+        super().__init__(f"{dependency}: {type(error).__name__}: {first_line(error)}")
         self.dependency, self.error = dependency, error
 
 
@@ -81,7 +86,7 @@ async def until_done(
             failed.add(error.dependency)
             health.failed(error.dependency, error.error)
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        message = str(error).splitlines()[0][:200] if error is not None and str(error) else ""
+        message = first_line(error) if error is not None else ""
         log.log(
             level,
             "%s failed (attempt %d, %s: %s); retrying in %.1f s",

@@ -101,7 +101,8 @@ class Worker:
         await self.start()
         self.running = True
         async for batch in batches(stream, self.settings.batch_size, self.settings.batch_within_s):
-            self.aligner.add((m.tp, m.offset, int((m.timestamp or 0) * 1000), m) for m in batch if not self.stale(m))
+            # batches() hands over only the current generation's messages; held ones are checked on a change
+            self.aligner.add((m.tp, m.offset, int((m.timestamp or 0) * 1000), m) for m in batch)
             await self.process_ready()
 
     async def start(self) -> None:
@@ -125,7 +126,7 @@ class Worker:
                 return
             if self.generation != self.app.consumer_generation_id:  # a rebalance ended since the last batch
                 self.generation = self.app.consumer_generation_id
-                if dropped := self.aligner.discard(self.stale):  # added only if current: none goes stale later
+                if dropped := self.aligner.discard(self.stale):  # held since before the rebalance
                     log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             ready = self.aligner.release(self.assigned(), self.caught_up)
             if not ready:
