@@ -14,14 +14,18 @@ The stream worker, the API and the offline builder all call it. Definitions are 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from features.state import (
     CART_ADDS,
     CART_REMOVES,
     DAY_MS,
+    LAST_PAGE_VIEW,
     PAGE_VIEWS,
     PRODUCT_VIEWS,
     PURCHASES,
     REVENUE_CENTS,
+    SLOTS,
     UserState,
 )
 
@@ -62,11 +66,68 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else 0.0
 
 
+class AsOf(NamedTuple):
+    """The lifetime part of a state as of a moment: what :func:`features` reads besides the day buckets."""
+
+    events: int
+    first_ms: int
+    last_ms: int
+    last_page_view_ms: int
+    last_cart_ms: int
+    last_purchase_ms: int
+    life: list[int]
+
+
+def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
+    """The state's lifetime aggregates as of ``as_of_ms``.
+
+    When the state holds no event after ``as_of_ms`` they are the state's own. Otherwise the day buckets after
+    ``as_of``'s day are taken off and the latest event of each type comes from the buckets up to that day (their
+    time of day) or the floors: exact when ``as_of_ms`` is the end of a UTC day within the horizon, which is where
+    the worker rescores users (:mod:`core.days`).
+
+    >>> from features.state import apply
+    >>> from core.contracts import Event
+    >>> s = UserState()
+    >>> for i, day in enumerate([3, 4, 9]):
+    ...     _ = apply(s, Event("page_view", f"e{i}", "u", day * DAY_MS + 3_600_000))
+    >>> view = as_of_view(s, 5 * DAY_MS - 1)  # the end of day 4: the day-9 event is not in yet
+    >>> view.events, view.last_ms == 4 * DAY_MS + 3_600_000, view.life[PAGE_VIEWS]
+    (2, True, 2)
+    """
+    if state.last_ms <= as_of_ms:
+        return AsOf(
+            state.events,
+            state.first_ms,
+            state.last_ms,
+            state.last_page_view_ms,
+            state.last_cart_ms,
+            state.last_purchase_ms,
+            state.life,
+        )
+    day = as_of_ms // DAY_MS
+    life = list(state.life)
+    events = state.events
+    lasts = list(state.floors)
+    for d, b in state.days.items():
+        if d > day:
+            for i in range(SLOTS):
+                life[i] -= b[i]
+            events -= b[PAGE_VIEWS] + b[CART_ADDS] + b[CART_REMOVES] + b[PURCHASES]
+        else:
+            for i, last in enumerate(b[LAST_PAGE_VIEW:]):
+                if last:
+                    lasts[i] = max(lasts[i], d * DAY_MS + last - 1)
+    return AsOf(events, state.first_ms, max(lasts), lasts[0], lasts[1], lasts[2], life)
+
+
 def features(state: UserState, as_of_ms: int) -> dict[str, float]:
     """The feature vector of ``state`` at event time ``as_of_ms`` (epoch ms, UTC).
 
     A window of ``w`` days holds the UTC days ``as_of_day - w + 1 .. as_of_day``; buckets after ``as_of``'s day
-    are ignored, so the function is point-in-time on any state.
+    are ignored, and the lifetime aggregates come from :func:`as_of_view`, so the function is point in time: at
+    the end of a UTC day, a state that has already folded later events gives the features of the state that had
+    not.
     """
     as_of_day = as_of_ms // DAY_MS
     # sums[w][slot] with an extra slot for active days; events per age range for trends
@@ -103,15 +164,16 @@ def features(state: UserState, as_of_ms: int) -> dict[str, float]:
         out[f"purchases_{w}d"] = float(acc[PURCHASES])
         out[f"revenue_{w}d"] = acc[REVENUE_CENTS] / 100
         out[f"active_days_{w}d"] = float(acc[6])
-    out["days_since_last_event"] = _since(as_of_ms, state.last_ms) if state.events else NEVER
-    out["days_since_last_page_view"] = _since(as_of_ms, state.last_page_view_ms)
-    out["days_since_last_cart"] = _since(as_of_ms, state.last_cart_ms)
-    out["days_since_last_purchase"] = _since(as_of_ms, state.last_purchase_ms)
-    out["tenure_days"] = (as_of_ms - state.first_ms) / DAY_MS if state.events else 0.0
-    out["lifetime_events"] = float(state.events)
-    out["lifetime_purchases"] = float(state.life[PURCHASES])
-    out["lifetime_revenue"] = state.life[REVENUE_CENTS] / 100
-    out["avg_order_value"] = _ratio(state.life[REVENUE_CENTS] / 100, state.life[PURCHASES])
+    at = as_of_view(state, as_of_ms)
+    out["days_since_last_event"] = _since(as_of_ms, at.last_ms) if at.events else NEVER
+    out["days_since_last_page_view"] = _since(as_of_ms, at.last_page_view_ms)
+    out["days_since_last_cart"] = _since(as_of_ms, at.last_cart_ms)
+    out["days_since_last_purchase"] = _since(as_of_ms, at.last_purchase_ms)
+    out["tenure_days"] = (as_of_ms - at.first_ms) / DAY_MS if at.events else 0.0
+    out["lifetime_events"] = float(at.events)
+    out["lifetime_purchases"] = float(at.life[PURCHASES])
+    out["lifetime_revenue"] = at.life[REVENUE_CENTS] / 100
+    out["avg_order_value"] = _ratio(at.life[REVENUE_CENTS] / 100, at.life[PURCHASES])
     out["trend_7d"] = _trend(events_by_range[0], events_by_range[1])
     out["trend_30d"] = _trend(events_by_range[2], events_by_range[3])
     out["cart_adds_per_product_view_30d"] = _ratio(sums[30][CART_ADDS], sums[30][PRODUCT_VIEWS])

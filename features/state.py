@@ -1,4 +1,9 @@
-"""Per-user state: UTC-day buckets over the last 60 days plus today, lifetime aggregates, and replay guards.
+"""Per-user state: UTC-day buckets over the last 67 days plus today, lifetime aggregates, and replay guards.
+
+Each day bucket also keeps the time of day of its latest page view, cart event and purchase, and ``floors`` keep
+those of the days that left the horizon, so the state answers "as of the end of day d" exactly even after it has
+folded events of later days (:func:`features.compute.features`): the worker rescores users at day ends once the
+event-time watermark has passed them, when later events may already be in.
 
 ``apply`` folds one event into a state. The stream worker and the offline builder both fold events through it,
 so both arrive at the same state. Bucket aggregates are sums, minima and maxima, so events that arrive out of
@@ -13,7 +18,7 @@ applied offset per (topic, partition), a single SET updates the features and the
 >>> apply(s, Event("purchase", "e1", "u1", 3 * DAY_MS + 5, revenue_cents=1999))  # producer retry
 'duplicate'
 >>> s.days, s.life
-({3: [0, 0, 0, 0, 1, 1999]}, [0, 0, 0, 0, 1, 1999])
+({3: [0, 0, 0, 0, 1, 1999, 0, 0, 6]}, [0, 0, 0, 0, 1, 1999])
 >>> decode_state(encode_state(s)) == s
 True
 """
@@ -28,13 +33,21 @@ import msgspec
 from core.contracts import Event
 from core.days import DAY_MS
 
-HORIZON_DAYS = 60  # buckets kept: the latest event's day and the 60 days before it
+HORIZON_DAYS = 60  # the longest window: an event more than this many days before the user's latest is too late
+# buckets kept: the latest event's day and the 67 days before it, so the features as of the end of any of the last
+# 7 days are exact (the worker rescores at day ends once the watermark, which trails by the lateness, passes them)
+EXACT_DAYS = 7
+KEPT_DAYS = HORIZON_DAYS + EXACT_DAYS
 RECENT_IDS = 16  # event ids remembered per user to drop producer retries
 ID_HASH_BYTES = 6  # 48-bit hashes: a false "duplicate" needs a collision among 16 ids (p ~ 6e-14 per event)
 
 # bucket / lifetime slots
 PAGE_VIEWS, PRODUCT_VIEWS, CART_ADDS, CART_REMOVES, PURCHASES, REVENUE_CENTS = range(6)
 SLOTS = 6
+# bucket only: the latest event of each type that day, as milliseconds into the day + 1 (0: none that day)
+LAST_PAGE_VIEW, LAST_CART, LAST_PURCHASE = range(6, 9)
+BUCKET_SLOTS = 9
+LAST_SLOT = {"page_view": LAST_PAGE_VIEW, "cart": LAST_CART, "purchase": LAST_PURCHASE}
 
 Outcome = Literal["applied", "replayed", "duplicate", "too_late"]
 
@@ -50,6 +63,9 @@ class UserState(msgspec.Struct, array_like=True):
     days: dict[int, list[int]] = msgspec.field(default_factory=dict)  # UTC day number -> slots
     offsets: dict[int, int] = msgspec.field(default_factory=dict)  # topic-partition code -> last applied offset
     recent: bytes = b""  # hashes of the latest event ids, ID_HASH_BYTES each, oldest first
+    # latest page view, cart event and purchase (epoch ms, 0 = none) on days that left the horizon
+    floors: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])
+    rescored_ms: int = 0  # the latest day end the user was scored at by time (0 = never)
 
 
 class _Stored(msgspec.Struct, array_like=True):
@@ -65,6 +81,8 @@ class _Stored(msgspec.Struct, array_like=True):
     ages: dict[int, list[int]]
     offsets: dict[int, int]
     recent: bytes
+    floors: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])  # absent in states written before them
+    rescored_ms: int = 0
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -85,6 +103,8 @@ def encode_state(state: UserState) -> bytes:
             {last_day - d: b for d, b in state.days.items()},
             state.offsets,
             state.recent,
+            state.floors,
+            state.rescored_ms,
         )
     )
 
@@ -102,9 +122,11 @@ def decode_state(blob: bytes | None) -> UserState:
         s.last_cart_ms,
         s.last_purchase_ms,
         s.life,
-        {last_day - a: b for a, b in s.ages.items()},
+        {last_day - a: b if len(b) == BUCKET_SLOTS else [*b, 0, 0, 0] for a, b in s.ages.items()},
         s.offsets,
         s.recent,
+        s.floors,
+        s.rescored_ms,
     )
 
 
@@ -148,9 +170,11 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
 
     bucket = state.days.get(day)
     if bucket is None:
-        bucket = state.days[day] = [0] * SLOTS
+        bucket = state.days[day] = [0] * BUCKET_SLOTS
     life = state.life
     ts = ev.ts_ms
+    slot = LAST_SLOT[ev.kind]
+    bucket[slot] = max(bucket[slot], ts - day * DAY_MS + 1)
     if ev.kind == "page_view":
         bucket[PAGE_VIEWS] += 1
         life[PAGE_VIEWS] += 1
@@ -159,9 +183,9 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
             life[PRODUCT_VIEWS] += 1
         state.last_page_view_ms = max(state.last_page_view_ms, ts)
     elif ev.kind == "cart":
-        slot = CART_ADDS if ev.cart_add else CART_REMOVES
-        bucket[slot] += 1
-        life[slot] += 1
+        count = CART_ADDS if ev.cart_add else CART_REMOVES
+        bucket[count] += 1
+        life[count] += 1
         state.last_cart_ms = max(state.last_cart_ms, ts)
     else:
         bucket[PURCHASES] += 1
@@ -178,8 +202,11 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
             old_day = state.last_ms // DAY_MS
             state.last_ms = ts
             if day != old_day:
-                oldest = day - HORIZON_DAYS
+                oldest = day - KEPT_DAYS
                 for d in [d for d in state.days if d < oldest]:
-                    del state.days[d]
+                    gone = state.days.pop(d)
+                    for i, last in enumerate(gone[LAST_PAGE_VIEW:]):
+                        if last:
+                            state.floors[i] = max(state.floors[i], d * DAY_MS + last - 1)
     state.events += 1
     return "applied"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 
 import pytest
 
 from core.contracts import Event
 from features.compute import FEATURE_NAMES, NEVER, features
-from features.state import DAY_MS, HORIZON_DAYS, UserState, apply
+from features.state import DAY_MS, EXACT_DAYS, HORIZON_DAYS, KEPT_DAYS, UserState, apply
 
 T0 = 20_000 * DAY_MS  # 2024-10-04T00:00:00Z, a day boundary
 
@@ -139,6 +140,56 @@ def test_replayed_offsets_and_duplicate_ids_change_nothing() -> None:
 
 def test_buckets_older_than_the_horizon_are_pruned() -> None:
     s = state_of(*(pv(i, T0 + i * DAY_MS) for i in range(100)))
-    assert len(s.days) == HORIZON_DAYS + 1
-    assert min(s.days) == s.last_ms // DAY_MS - HORIZON_DAYS
+    assert len(s.days) == KEPT_DAYS + 1
+    assert min(s.days) == s.last_ms // DAY_MS - KEPT_DAYS
     assert s.events == 100 and features(s, s.last_ms)["lifetime_events"] == 100
+
+
+def test_day_end_features_of_a_state_that_already_holds_later_events_are_exact() -> None:
+    """The worker rescores a user at the end of day d once the watermark has passed it, when events of later days
+    may already be folded in: the features must be those of the state that holds only the events up to d's end.
+    Generated users with a quiet spell longer than the horizon (floors) and out-of-order arrival."""
+    from core.days import day_end
+    from features.offline import state_at
+    from simulation.generator import make_users, simulate
+
+    users = make_users(60, days=150, seed=8, prefix="pit")
+    by_user: dict[str, list[Event]] = {}
+    for e in simulate(users, days=150, seed=8):
+        kind = e["type"]
+        ev = Event(
+            kind,
+            e["event_id"],
+            e["user_id"],
+            e["ts"],
+            product_view=bool(e.get("product_id")) and kind == "page_view",
+            cart_add=e.get("action") == "add",
+            cart_remove=e.get("action") == "remove",
+            revenue_cents=round(e.get("amount", 0) * 100),
+        )
+        by_user.setdefault(ev.user_id, []).append(ev)
+    checked = 0
+    rng = random.Random(8)
+    for events in by_user.values():
+        state = UserState()
+        for ev in sorted(events, key=lambda e: e.ts_ms + rng.randrange(2 * DAY_MS)):  # out of order by up to 2 days
+            assert apply(state, ev) == "applied"
+        last_day = state.last_ms // DAY_MS
+        for day in range(max(events[0].ts_ms // DAY_MS, last_day - EXACT_DAYS), last_day + 1):
+            as_of = day_end(day)
+            want = features(state_at(events, as_of), as_of)
+            assert features(state, as_of) == want, (events[0].user_id, day)
+            checked += 1
+    assert checked > 300
+
+
+def test_the_latest_event_of_a_type_before_a_long_silence_is_kept_in_the_floors() -> None:
+    from core.days import day_end
+
+    before = (pv(0, T0 + 5_000), cart(1, T0 + DAY_MS + 7_000), buy(2, T0 + 2 * DAY_MS, 900))
+    s = state_of(*before, pv(3, T0 + 100 * DAY_MS))
+    assert s.floors == [T0 + 5_000, T0 + DAY_MS + 7_000, T0 + 2 * DAY_MS]  # their days left the buckets
+    as_of = day_end(T0 // DAY_MS + 99)  # the day before the return
+    want = features(state_of(*before), as_of)
+    assert features(s, as_of) == want
+    assert want["days_since_last_page_view"] == (as_of - T0 - 5_000) / DAY_MS and want["lifetime_events"] == 3
