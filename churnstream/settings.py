@@ -81,7 +81,25 @@ class Settings(BaseSettings):
         "forest) or `off`",
     )
     label_lateness_s: float = Field(
-        86_400, ge=0, description="Event-time slack before a snapshot's horizon counts as passed"
+        86_400,
+        ge=0,
+        le=432_000,
+        description="Event-time slack before a snapshot's horizon, or a day end to rescore at, counts as passed "
+        "(at most 5 days)",
+    )
+    rescore_every_s: int = Field(
+        86_400,
+        ge=86_400,
+        multiple_of=86_400,
+        description="Rescore every user active in the last 60 days at the end of each period of this many seconds of "
+        "event time (whole days: scores are taken as of day ends)",
+    )
+    rescore_batch: int = Field(5000, ge=1, description="Users rescored by time per step between event batches")
+    clock: str = Field(
+        "event",
+        pattern="^(event|wall)$",
+        description="What advances the rescoring watermark: `event` (event time only: a replay gives the same rows) "
+        "or `wall` (also the wall clock, less the lateness, while a partition is caught up: for quiet live streams)",
     )
     online_metrics_s: float = Field(
         10.0, gt=0, description="How often live model quality goes to ClickHouse `model_metrics`"

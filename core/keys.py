@@ -16,6 +16,9 @@ cs:labels:<task> (counts_key)             hash      worker: learner       tests:
 cs:labels:<task>:digest (digest_key)      bitfield  worker: learner       tests: learned = resolved   untagged (a)
 cs:labels:watermark (WATERMARK_KEY)       zset      worker: learner       worker: learner on restart  untagged (a)
 cs:online:<task>:<kind> (checkpoint_key)  string    worker: learner       worker on restart, API      untagged (a)
+cs:due:<partition> (due_key)              zset      worker: rescorer      worker: rescorer            untagged
+cs:wm (WATERMARKS)                        zset      worker: rescorer      worker on assignment        untagged
+cs:rescoring:<partition> (rescoring_key)  set       worker: rescorer      worker: rescorer            untagged
 cs:apikeys (API_KEYS)                     hash      CLI: keys, demo       API: key check              untagged
 cs:dlq:{<topic>} (ledger_key)             hash      worker: dead letters  worker: dead letters        the topic's (tag)
 cs:ch:{<topic>} (ledger_key)              hash      worker: ClickHouse    worker: ClickHouse          the topic's (tag)
@@ -26,15 +29,18 @@ keys, so on Redis Cluster they would fail with ``CROSSSLOT``: online learning ne
 path (``cs:u:``, ``cs:s:``: one Lua script per user) and the ledgers touch one slot per command, as a Cluster needs.
 
 Field layouts: ``cs:s:`` fields are ``<task>:<model kind>`` (JSON score records); ``cs:labels:<task>`` fields
-are ``taken`` and ``resolved``; ``cs:labels:watermark`` has one member, ``max``; ledger fields are partitions
-with values ``<offset>:<unix ms>``; ``cs:apikeys`` fields are key ids (see :mod:`serving.keys`).
+are ``taken`` and ``resolved``; ``cs:labels:watermark`` has one member, ``max``; ``cs:due:<partition>`` scores
+each user of the partition by the next day end to score them at; ``cs:wm`` scores each partition (member) by the
+latest event time applied from it; ``cs:rescoring:<partition>`` holds the users whose time rows may be written
+but their states not yet; ledger fields are partitions with values ``<offset>:<unix ms>``; ``cs:apikeys`` fields
+are key ids (see :mod:`serving.keys`).
 
 >>> state_key("u1"), score_key("u1"), pending_key("u1")
 ('cs:u:{u1}', 'cs:s:{u1}', 'cs:p:{u1}')
 >>> expiry_key(3), log_key(3), counts_key("churn"), digest_key("churn"), WATERMARK_KEY
 ('cs:exp:3', 'cs:lab:3', 'cs:labels:churn', 'cs:labels:churn:digest', 'cs:labels:watermark')
->>> checkpoint_key("churn", "logreg"), API_KEYS
-('cs:online:churn:logreg', 'cs:apikeys')
+>>> checkpoint_key("churn", "logreg"), API_KEYS, due_key(3), WATERMARKS, rescoring_key(3)
+('cs:online:churn:logreg', 'cs:apikeys', 'cs:due:3', 'cs:wm', 'cs:rescoring:3')
 >>> ledger_key(DLQ_LEDGER, "page_views"), ledger_key(CLICKHOUSE_LEDGER, "page_views")
 ('cs:dlq:{page_views}', 'cs:ch:{page_views}')
 
@@ -108,6 +114,20 @@ def checkpoint_key(task: str, kind: str) -> str:
 
 
 # --- API keys ---------------------------------------------------------------------------------------------------
+
+
+def due_key(partition: int) -> str:
+    """Sorted set: the partition's users scored by the next day end (epoch ms) to score them at by time."""
+    return f"cs:due:{partition}"
+
+
+WATERMARKS = "cs:wm"  # sorted set: partition -> the latest event time applied from it (its event-time clock)
+
+
+def rescoring_key(partition: int) -> str:
+    """Set: the partition's users whose time rows may be written but their states not yet (a step in flight)."""
+    return f"cs:rescoring:{partition}"
+
 
 API_KEYS = "cs:apikeys"  # hash: key id -> JSON record with the secret's SHA-256, name and scopes
 

@@ -179,3 +179,9 @@ def features(state: UserState, as_of_ms: int) -> dict[str, float]:
     out["cart_adds_per_product_view_30d"] = _ratio(sums[30][CART_ADDS], sums[30][PRODUCT_VIEWS])
     out["purchases_per_cart_add_30d"] = _ratio(sums[30][PURCHASES], sums[30][CART_ADDS])
     return out
+
+
+def vector(state: UserState, as_of_ms: int) -> list[float]:
+    """:func:`features` as a list in ``FEATURE_NAMES`` order, what the models take."""
+    f = features(state, as_of_ms)
+    return [f[n] for n in FEATURE_NAMES]

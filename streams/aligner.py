@@ -82,6 +82,11 @@ class EventTimeAligner:
                 break
         return out
 
+    def held(self, tp: Hashable) -> int:
+        """How many records of ``tp`` are held."""
+        q = self._queues.get(tp)
+        return len(q) if q else 0
+
     def drop(self, tps: Iterable[Hashable]) -> int:
         """Forget buffered records of revoked partitions (they are redelivered to their new owner)."""
         dropped = 0

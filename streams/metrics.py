@@ -29,3 +29,7 @@ EVENT_TO_CLICKHOUSE_SECONDS = Histogram(
     "From the record's broker timestamp (produce time) to its prediction rows being inserted in ClickHouse",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+RESCORED = Counter("churnstream_rescored_users_total", "Users looked at by the time path (rescored at day ends)")
+RESCORE_WATERMARK = Gauge(
+    "churnstream_rescore_watermark_ms", "Per partition, day ends at or before this (epoch ms) are due", ["partition"]
+)

@@ -5,9 +5,11 @@ whole batch (:func:`streams.retry.until_done`), so retries happen at one level:
 1. dead letters (malformed and ``too_late`` records) to ``events.dlq``;
 2. how far this batch's ClickHouse rows go, per source partition (:mod:`streams.written`);
 3. applied events to the ClickHouse ``events`` table;
-4. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind);
+4. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind,
+   scored right after the event is applied);
 5. the online learner's labels and snapshots (one Redis transaction, :mod:`streams.online`);
-6. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores.
+6. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores;
+7. each user's next time to be scored by time and each partition's event-time clock (:mod:`streams.rescore`).
 Redis goes last: once it holds the offsets, a redelivered record is skipped, so everything it produces
 elsewhere must already be written. The caller acks the batch's records only after ``process`` returns.
 
@@ -21,15 +23,16 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 from prometheus_client import Histogram
 
 from core.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
+from features.compute import vector
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
 from streams import latency
@@ -44,7 +47,7 @@ from streams.metrics import (
 )
 from streams.records import RawRecord
 from streams.retry import Conflict, effect
-from streams.scoring import Scorer
+from streams.scoring import EventRow, Scorer
 from streams.sinks import Sink
 from streams.written import RecoveryGuard
 
@@ -151,6 +154,13 @@ def observe_since(histogram: Histogram, produced_ms: Sequence[int | None]) -> No
     total.inc(float(seconds.sum()))
 
 
+class Schedule(Protocol):
+    async def record(self, users: Mapping[int, Mapping[str, UserState]], clocks: Mapping[int, int]) -> None:
+        """After a batch's states are written: each user's next time to score by partition, and each partition's
+        latest event time (:class:`streams.rescore.Rescorer`)."""
+        ...
+
+
 class FeatureProcessor:
     """Applies micro-batches of raw records from the three input topics."""
 
@@ -163,13 +173,14 @@ class FeatureProcessor:
         scorer: Scorer | None = None,
         predictions: Sink | None = None,
         guard: RecoveryGuard | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         from core.contracts import KINDS
 
         self.kind_of = dict(zip(topics, KINDS, strict=True))
         self.topic_index = {t: i for i, t in enumerate(topics)}
         self.store, self.bronze, self.dlq = store, bronze, dlq
-        self.scorer, self.predictions, self.guard = scorer, predictions, guard
+        self.scorer, self.predictions, self.guard, self.schedule = scorer, predictions, guard, schedule
 
     def forget(self, sources: Sequence[Source]) -> None:
         """These partitions were revoked: their dead letters and recovery marks belong to the new owner."""
@@ -177,20 +188,32 @@ class FeatureProcessor:
         if self.guard is not None:
             self.guard.forget(sources)
 
-    async def process(self, records: Sequence[RawRecord]) -> BatchResult:
-        started = time.perf_counter()
-        result = BatchResult()
-        counts: Counter[tuple[str, str]] = Counter()  # (topic, outcome): one metric update per pair and batch
-        valid: list[tuple[RawRecord, Event]] = []
+    def decode(self, records: Sequence[RawRecord]) -> list[tuple[RawRecord, Event | Rejection]]:
+        """Each record with its event, or the reason it is rejected."""
+        out: list[tuple[RawRecord, Event | Rejection]] = []
         for rec in records:
             kind = self.kind_of.get(rec.topic)
-            decoded = decode(kind, rec.value, rec.timestamp_ms) if kind else Rejection("unknown_type", rec.topic)
-            if isinstance(decoded, Rejection):
-                self.dlq.add(rec, decoded.reason, decoded.detail)
-                result.rejected[decoded.reason] = result.rejected.get(decoded.reason, 0) + 1
+            ev = decode(kind, rec.value, rec.timestamp_ms) if kind else Rejection("unknown_type", rec.topic)
+            out.append((rec, ev))
+        return out
+
+    async def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Apply a micro-batch of records (see the module docstring for the order of effects)."""
+        return await self.process_decoded(self.decode(records))
+
+    async def process_decoded(self, decoded: Sequence[tuple[RawRecord, Event | Rejection]]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        records = [rec for rec, _ in decoded]
+        counts: Counter[tuple[str, str]] = Counter()  # (topic, outcome): one metric update per pair and batch
+        valid: list[tuple[RawRecord, Event]] = []
+        for rec, ev in decoded:
+            if isinstance(ev, Rejection):
+                self.dlq.add(rec, ev.reason, ev.detail)
+                result.rejected[ev.reason] = result.rejected.get(ev.reason, 0) + 1
                 counts[(rec.topic, "rejected")] += 1
             else:
-                valid.append((rec, decoded))
+                valid.append((rec, ev))
 
         upto = source_offsets(records)
         if self.guard is not None:
@@ -200,30 +223,34 @@ class FeatureProcessor:
         blobs_by_user = dict(zip(user_ids, blobs, strict=True))
         states = {u: decode_state(b) for u, b in blobs_by_user.items()}
         changed: set[str] = set()
-        partitions: dict[str, int] = {}
+        partition_of: dict[str, int] = {}  # every user of the batch (co-partitioned topics: one partition each)
+        clocks: dict[int, int] = {}  # per partition, the latest event time of the batch
         produced_ms: list[int | None] = []  # broker timestamps of the applied records
         applied: list[tuple[RawRecord, Event]] = []
+        event_rows: list[EventRow] = []  # features right after each applied event, in apply order
         for rec, ev in valid:
-            outcome = apply(
-                states[ev.user_id], ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset
-            )
+            state = states[ev.user_id]
+            partition_of[ev.user_id] = rec.partition
+            clocks[rec.partition] = max(clocks.get(rec.partition, 0), ev.ts_ms)
+            outcome = apply(state, ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset)
             result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
             counts[(rec.topic, outcome)] += 1
             if outcome == "replayed":
                 continue
             changed.add(ev.user_id)
-            partitions[ev.user_id] = rec.partition
             if outcome == "applied":
                 applied.append((rec, ev))
                 result.applied.append(ev)
                 produced_ms.append(rec.timestamp_ms)
+                if self.scorer is not None:
+                    event_rows.append(EventRow(ev, state.last_ms, vector(state, state.last_ms), rec.partition))
             elif outcome == "too_late":
                 self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
         in_events, in_predictions = await self._written(applied)
         events_rows = [bronze_row(ev, rec) for rec, ev in applied if ev.event_id not in in_events]
-        scored = self.scorer.score(result.applied, states, partitions, in_predictions) if self.scorer else None
+        scored = self.scorer.score(event_rows, in_predictions) if self.scorer else None
         await effect("kafka", self.dlq.flush)
         if self.guard is not None:
             await effect("redis", self.guard.mark, upto)
@@ -245,6 +272,11 @@ class FeatureProcessor:
         )
         if conflicts:  # another worker wrote these users since we read them (a rebalance): redo the batch
             raise Conflict(f"{len(conflicts)} users' state changed since it was read, e.g. {sorted(conflicts)[:3]}")
+        if self.schedule is not None:  # after the states: the rescorer must not see time the states have not
+            by_partition: dict[int, dict[str, UserState]] = {}
+            for u, state in states.items():
+                by_partition.setdefault(partition_of[u], {})[u] = state
+            await effect("redis", self.schedule.record, by_partition, clocks)
         await effect("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:
             observe_since(EVENT_TO_SCORE_SECONDS, produced_ms)

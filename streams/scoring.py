@@ -1,19 +1,23 @@
-"""Per-batch scoring: each user's fresh features, one batched call per model, a row per applied event."""
+"""Batched scoring: one call per model for a batch's rows, a ``predictions`` row per (row, task, model kind).
+
+Two kinds of rows. An *event* row scores a user right after one of their events is applied, as of their latest
+event time, with the features of the state at that point of the batch (so a backlog gives the same rows as the
+live stream, whatever the batch cuts). A *time* row scores a user at a day end with no new event
+(:mod:`streams.rescore`).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import orjson
 
 from core.contracts import Event
 from core.tasks import TASKS
-from features.compute import FEATURE_NAMES, features
-from features.state import UserState
 from models.champions import Champions
 from streams.metrics import SCORING_SECONDS
 
@@ -30,7 +34,27 @@ PREDICTION_COLUMNS = (
     "model",
     "model_version",
     "score",
+    "trigger",
+    "as_of",
 )
+
+
+class EventRow(NamedTuple):
+    """A user's features right after ``event`` was applied, as of their latest event time."""
+
+    event: Event
+    as_of_ms: int
+    x: list[float]
+    partition: int
+
+
+class TimeRow(NamedTuple):
+    """A user's features at a day end ``as_of_ms``; ``last_event_ms``: their latest event at that moment."""
+
+    user_id: str
+    as_of_ms: int
+    last_event_ms: int
+    x: list[float]
 
 
 @dataclass
@@ -41,59 +65,82 @@ class Scored:
     predictions: list[tuple] = field(default_factory=list)  # ``predictions`` rows, in PREDICTION_COLUMNS order
 
 
-class Scorer:
-    """Scores the users of a batch with the champion and the online model of each task.
+def cache_entry(score: float, model: str, version: str, as_of_ms: int, trigger: str, last_event_ms: int) -> bytes:
+    """A user's latest score as the Redis score cache holds it (``<task>:<kind>`` field of :func:`score_key`)."""
+    record = {
+        "score": score,
+        "model": model,
+        "version": version,
+        "as_of_ms": as_of_ms,
+        "trigger": trigger,
+        "last_event_ms": last_event_ms,
+    }
+    return orjson.dumps(record)
 
-    Features are those of the user's state after the batch, as of the user's latest event: the freshest
-    view of the user. Every applied event gets one ``predictions`` row per (task, model kind).
-    """
+
+class Scorer:
+    """Scores rows with the champion and the online model of each task, one batched call per model."""
 
     def __init__(self, champions: Champions, learner: OnlineLearner | None = None) -> None:
         self.champions, self.learner = champions, learner
 
-    def score(
-        self,
-        applied: Sequence[Event],
-        states: dict[str, UserState],
-        partitions: dict[str, int] | None = None,
-        written: set[str] | frozenset[str] = frozenset(),
-    ) -> Scored:
-        """Prediction rows, except for the events in ``written`` (their rows exist already), the latest scores
-        (for the Redis cache) and the learner's input."""
-        out = Scored()
-        if not applied:
-            return out
+    def _models(self, X: np.ndarray) -> list[tuple[str, str, str, str, list[float]]]:
+        """(task, kind, model, version, scores) for every model that scores."""
         self.champions.refresh()
-        users = list(dict.fromkeys(ev.user_id for ev in applied))
-        X = np.array([[f[n] for n in FEATURE_NAMES] for f in (features(states[u], states[u].last_ms) for u in users)])
-        scored_at = int(time.time() * 1000)  # DateTime64(3) columns take epoch milliseconds as they are
-        heads = [(ev.event_id, ev.user_id, ev.ts_ms, scored_at) for ev in applied if ev.event_id not in written]
-        cache: dict[str, dict[str, bytes]] = {u: {} for u in users}
+        out = []
         for task in TASKS:
-            models: list[tuple[str, str, str, list[float]]] = []  # (kind, name, version, scores)
             champion = self.champions.get(task)
             if champion is not None:
                 ref, model = champion
                 with SCORING_SECONDS.labels(task, "pretrained").time():
-                    models.append(("pretrained", ref.model, ref.version, model.predict_proba_many(X).tolist()))
+                    out.append((task, "pretrained", ref.model, ref.version, model.predict_proba_many(X).tolist()))
             if self.learner is not None:
                 online = self.learner.models[task]
                 with SCORING_SECONDS.labels(task, "online").time():
-                    models.append(("online", online.name, online.version, self.learner.score(task, X)))
-            for kind, name, version, scores in models:
-                by_user = dict(zip(users, scores, strict=True))
-                tail = (task, kind, name, version)
-                out.predictions.extend([head + tail + (by_user[head[1]],) for head in heads])
-                for u in users:
-                    cache[u][f"{task}:{kind}"] = orjson.dumps(
-                        {
-                            "score": by_user[u],
-                            "model": name,
-                            "version": version,
-                            "as_of_ms": states[u].last_ms,
-                        }
-                    )
-                    out.scores.setdefault(u, {}).setdefault(task, {})[kind] = by_user[u]
-        out.cache = {u: c for u, c in cache.items() if c}
-        out.rows = {u: (states[u].last_ms, (partitions or {}).get(u, 0), X[i].tolist()) for i, u in enumerate(users)}
+                    out.append((task, "online", online.name, online.version, self.learner.score(task, X)))
+        return out
+
+    def score(self, rows: Sequence[EventRow], written: Collection[str] = frozenset()) -> Scored:
+        """Prediction rows, except for the events in ``written`` (their rows exist already); each user's latest
+        scores (for the Redis cache) and the learner's input, from the user's last row."""
+        out = Scored()
+        if not rows:
+            return out
+        X = np.array([r.x for r in rows], dtype=np.float64)
+        scored_at = int(time.time() * 1000)  # DateTime64(3) columns take epoch milliseconds as they are
+        keep = [i for i, r in enumerate(rows) if r.event.event_id not in written]
+        last = {r.event.user_id: i for i, r in enumerate(rows)}  # each user's last row
+        for task, kind, name, version, scores in self._models(X):
+            tail = (task, kind, name, version)
+            for i in keep:
+                r = rows[i]
+                head = (r.event.event_id, r.event.user_id, r.event.ts_ms, scored_at)
+                out.predictions.append(head + tail + (scores[i], "event", r.as_of_ms))
+            for u, i in last.items():
+                r = rows[i]
+                out.cache.setdefault(u, {})[f"{task}:{kind}"] = cache_entry(
+                    scores[i], name, version, r.as_of_ms, "event", r.as_of_ms
+                )
+                out.scores.setdefault(u, {}).setdefault(task, {})[kind] = scores[i]
+        out.rows = {u: (rows[i].as_of_ms, rows[i].partition, rows[i].x) for u, i in last.items()}
+        return out
+
+    def score_times(self, rows: Sequence[TimeRow], cache: Collection[str] = frozenset()) -> Scored:
+        """Time rows; the Redis cache gets the last row of each user in ``cache`` (those with no later event)."""
+        out = Scored()
+        if not rows:
+            return out
+        X = np.array([r.x for r in rows], dtype=np.float64)
+        scored_at = int(time.time() * 1000)
+        last = {r.user_id: i for i, r in enumerate(rows) if r.user_id in cache}
+        for task, kind, name, version, scores in self._models(X):
+            tail = (task, kind, name, version)
+            for i, r in enumerate(rows):
+                head = ("", r.user_id, r.last_event_ms, scored_at)
+                out.predictions.append(head + tail + (scores[i], "time", r.as_of_ms))
+            for u, i in last.items():
+                r = rows[i]
+                out.cache.setdefault(u, {})[f"{task}:{kind}"] = cache_entry(
+                    scores[i], name, version, r.as_of_ms, "time", r.last_event_ms
+                )
         return out

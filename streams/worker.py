@@ -10,6 +10,10 @@ The flow of a record, method by method:
 3. only when every effect succeeded are the records acked, so faust commits their offsets. A failed effect makes
    the whole batch be redone (:func:`streams.retry.until_done`, the one retry level): effects are idempotent.
 
+Between batches, and on a timer when none arrives, users due by time are rescored (:meth:`Worker.catch_up`,
+:meth:`Worker.rescore_tick`, :mod:`streams.rescore`). A batch is cut where a partition's event time moves on by a
+day, so that a backlog catches up on its day ends as it goes (the states answer exactly only for recent day ends).
+
 Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
 (:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`). A
 rebalance drops the records held for revoked partitions and any record fetched before it
@@ -38,6 +42,7 @@ from streams.monitor import LeanMonitor
 from streams.online import METRIC_COLUMNS, OnlineLearner
 from streams.processor import BRONZE_COLUMNS, FeatureProcessor
 from streams.records import RawRecord
+from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
 from streams.retry import until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
@@ -73,6 +78,17 @@ class Worker:
         self.metrics_sink = ClickHouseSink(settings.clickhouse_dsn, "model_metrics", METRIC_COLUMNS)
         self.learner: OnlineLearner | None = None  # restored from Redis when the worker starts (async)
         self.scorer = Scorer(self.champions)
+        self.rescorer = Rescorer(
+            store.redis,
+            store,
+            self.scorer,
+            predictions,
+            time_rows_lookup(predictions),
+            every_ms=settings.rescore_every_s * 1000,
+            lateness_ms=int(settings.label_lateness_s * 1000),
+            batch=settings.rescore_batch,
+            wall_clock=settings.clock == "wall",
+        )
         self.processor = FeatureProcessor(
             settings.input_topics,
             store,
@@ -86,6 +102,7 @@ class Worker:
             scorer=self.scorer,
             predictions=predictions,
             guard=RecoveryGuard(RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(bronze, predictions)),
+            schedule=self.rescorer,
         )
         self.metrics_at = self.checkpoint_at = 0.0
 
@@ -93,6 +110,7 @@ class Worker:
         app.timer(interval=min(0.25, settings.batch_within_s))(self.release_held)
         app.timer(interval=1.0)(self.report_lag)
         app.timer(interval=1.0)(self.resolve_labels)
+        app.timer(interval=1.0)(self.rescore_tick)
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
 
     # ---- the flow -------------------------------------------------------------------------------------------------
@@ -133,8 +151,12 @@ class Worker:
                 return
             if isinstance(monitor := self.app.monitor, LeanMonitor):
                 monitor.on_batch_in({m.tp for m in ready})
-            records = [to_record(m) for m in ready]
-            await until_done(self.processor.process, records, log=log, level=logging.ERROR, multiplier=0.2)
+            decoded = self.processor.decode([to_record(m) for m in ready])
+            partitions = {m.tp.partition for m in ready}
+            await until_done(self.rescorer.restore, partitions, log=log, level=logging.ERROR, multiplier=0.2)
+            for segment in split_by_event_time(decoded, self.rescorer.clocks):
+                await until_done(self.processor.process_decoded, segment, log=log, level=logging.ERROR, multiplier=0.2)
+                await until_done(self.catch_up, partitions, log=log, level=logging.ERROR, multiplier=0.2)
             consumer = self.app.consumer
             for message in ready:  # per partition in offset order: faust commits the contiguous acked offsets
                 message.ack(consumer)
@@ -169,8 +191,43 @@ class Worker:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         dropped = self.aligner.drop(revoked)
         self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
+        self.rescorer.forget({tp.partition for tp in revoked})
         if dropped:
             log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
+
+    # ---- time ---------------------------------------------------------------------------------------------------
+    async def catch_up(self, partitions: set[int]) -> None:
+        """After a batch: rescore every due user of a partition whose oldest due day end is falling behind its event
+        time (a backlog), else one bounded step for the first partition with users due."""
+        stepped = False
+        for p in sorted(partitions):
+            oldest = await self.rescorer.oldest_due(p)
+            while (
+                oldest is not None and oldest <= self.rescorer.watermark(p) and self.rescorer.must_catch_up(p, oldest)
+            ):
+                await self.rescorer.step(p)
+                oldest = await self.rescorer.oldest_due(p)
+            if not stepped and oldest is not None and oldest <= self.rescorer.watermark(p):
+                stepped = bool(await self.rescorer.step(p))
+
+    async def rescore_tick(self) -> None:
+        """Rescore due users when no batch runs: one step per partition and tick, between batches."""
+        if not self.running or self.lock.locked():
+            return
+        for tp_partition in sorted({tp.partition for tp in self.assigned()}):
+            async with self.lock:
+                if not self.running or not self.app.flow_control.is_active():
+                    return
+                try:
+                    await self.rescorer.restore([tp_partition])
+                    await self.rescorer.step(tp_partition, caught_up=self.partition_caught_up(tp_partition))
+                except Exception:
+                    log.exception("rescoring partition %d failed; retrying on the next tick", tp_partition)
+
+    def partition_caught_up(self, partition: int) -> bool:
+        """Everything of ``partition``'s input topics has been fetched and processed (for the wall clock)."""
+        tps = [tp for tp in self.assigned() if tp.partition == partition]
+        return all(self.caught_up(tp) and not self.aligner.held(tp) for tp in tps)
 
     # ---- timers ---------------------------------------------------------------------------------------------------
     async def release_held(self) -> None:

@@ -1,0 +1,212 @@
+"""Scores that follow time: users are rescored at day ends with no new event, driven by event time.
+
+Each partition has an event-time clock: the latest event time applied from it (``cs:wm``, written after the
+users' states, so it never runs ahead of them). Its watermark is the clock less the lateness
+(``CHURNSTREAM_LABEL_LATENESS_S``); with ``CHURNSTREAM_CLOCK=wall`` the wall clock less the lateness advances it
+too while the partition is caught up. Each user's next grid point (:func:`features.schedule.next_due`) sits in the
+partition's due index (``cs:due:<partition>``), written after every batch. A step takes up to
+``CHURNSTREAM_RESCORE_BATCH`` users whose grid point the watermark has passed, computes each due point's features
+from the same :func:`~features.compute.features` (exact at day ends, :mod:`features.state`), scores them in one
+call per model, writes the ``predictions`` time rows, then the states (``rescored_ms``, compare-and-set) with their
+latest scores, then the index. Steps run between event batches, so event processing is never starved.
+
+Exactly once. Before a step's rows are written, its users join the partition's in-flight set
+(``cs:rescoring:<partition>``); they leave it once their states are written. A step whose users are in flight
+(a predecessor crashed, or a write lost a race) first asks ClickHouse which of their time rows exist and does not
+write those again. The rows themselves are a function of the events, not of when the step runs, so a replay gives
+the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from core.contracts import Event, Rejection
+from core.days import DAY_MS
+from core.keys import WATERMARKS, due_key, rescoring_key
+from features.compute import as_of_view, vector
+from features.schedule import due, next_due
+from features.state import EXACT_DAYS, UserState, decode_state, encode_state
+from features.store import StateStore
+from streams.metrics import RESCORE_WATERMARK, RESCORED
+from streams.records import RawRecord
+from streams.retry import Conflict, effect
+from streams.scoring import Scorer, TimeRow
+from streams.sinks import ClickHouseSink, Sink
+
+Lookup = Callable[[Sequence[str]], Awaitable[set[tuple[str, int]]]]
+
+
+def time_rows_lookup(predictions: ClickHouseSink) -> Lookup:
+    """(user, as_of ms) of the time rows that exist for ``users``, asked on the predictions sink's client."""
+
+    async def lookup(users: Sequence[str]) -> set[tuple[str, int]]:
+        rows = await predictions.query(
+            "SELECT DISTINCT user_id, toUnixTimestamp64Milli(as_of) FROM predictions "
+            "WHERE user_id IN {u:Array(String)} AND trigger = 'time'",
+            {"u": list(users)},
+        )
+        return {(str(u), int(t)) for u, t in rows}
+
+    return lookup
+
+
+def split_by_event_time(
+    decoded: Sequence[tuple[RawRecord, Event | Rejection]], clocks: Mapping[int, int], span_ms: int = DAY_MS
+) -> list[list[tuple[RawRecord, Event | Rejection]]]:
+    """Cut a batch where a partition's event time moves more than ``span_ms`` past where it stood at the start of
+    the piece (``clocks``: each partition's clock before the batch), so the rescorer can catch up in between.
+
+    >>> from core.contracts import Event
+    >>> rec = lambda p, o: RawRecord("page_views", p, o, None, None, b"")
+    >>> batch = [(rec(0, o), Event("page_view", str(o), "u", t)) for o, t in enumerate([5, DAY_MS, DAY_MS + 10, 9])]
+    >>> [len(piece) for piece in split_by_event_time(batch, {0: 1})]
+    [2, 2]
+    """
+    pieces: list[list[tuple[RawRecord, Event | Rejection]]] = [[]]
+    base = {p: t for p, t in clocks.items() if t}
+    seen = dict(base)
+    for rec, ev in decoded:
+        if isinstance(ev, Event):
+            p = rec.partition
+            start = base.setdefault(p, ev.ts_ms)
+            if ev.ts_ms > start + span_ms and pieces[-1]:
+                pieces.append([])
+                base = dict(seen)
+                base.setdefault(p, ev.ts_ms)
+            seen[p] = max(seen.get(p, 0), ev.ts_ms)
+        pieces[-1].append((rec, ev))
+    return [piece for piece in pieces if piece]
+
+
+def rows_token(rows: Sequence[TimeRow]) -> str:
+    """The insert deduplication token of a step's time rows: a digest of its (user, as_of) pairs."""
+    text = ";".join(sorted(f"{r.user_id}@{r.as_of_ms}" for r in rows))
+    return "time:" + hashlib.sha1(text.encode()).hexdigest()
+
+
+class Rescorer:
+    """The time path of one worker: clocks, due indexes and steps, for the partitions it is given."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        store: StateStore,
+        scorer: Scorer,
+        predictions: Sink,
+        lookup: Lookup,
+        every_ms: int = DAY_MS,
+        lateness_ms: int = DAY_MS,
+        batch: int = 5000,
+        wall_clock: bool = False,
+    ) -> None:
+        self.redis, self.store, self.scorer, self.predictions, self.lookup = redis, store, scorer, predictions, lookup
+        self.every_ms, self.lateness_ms, self.batch, self.wall_clock = every_ms, lateness_ms, batch, wall_clock
+        self.clocks: dict[int, int] = {}  # partition -> latest event time applied (restored from cs:wm)
+
+    # ---- clocks and the due index ---------------------------------------------------------------------------------
+    async def restore(self, partitions: Iterable[int]) -> None:
+        """Read the clocks of partitions this worker has not seen (after an assignment)."""
+        new = [p for p in partitions if p not in self.clocks]
+        if new:
+            scores = await self.redis.zmscore(WATERMARKS, [str(p) for p in new])
+            self.clocks.update({p: int(s or 0) for p, s in zip(new, scores, strict=True)})
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.clocks.pop(p, None)
+
+    async def record(self, users: Mapping[int, Mapping[str, UserState]], clocks: Mapping[int, int]) -> None:
+        """After a batch's states are written: each user's next grid point, then the partitions' clocks."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p, states in users.items():
+                self._index(pipe, p, states)
+            if clocks:
+                pipe.zadd(WATERMARKS, {str(p): ts for p, ts in clocks.items()}, gt=True)
+            await pipe.execute()
+        for p, ts in clocks.items():
+            self.clocks[p] = max(self.clocks.get(p, 0), ts)
+
+    def _index(self, pipe: Any, partition: int, states: Mapping[str, UserState]) -> None:
+        nexts = {u: next_due(s, self.every_ms) for u, s in states.items()}
+        if scheduled := {u: t for u, t in nexts.items() if t is not None}:
+            pipe.zadd(due_key(partition), scheduled)
+        if lapsed := [u for u, t in nexts.items() if t is None]:
+            pipe.zrem(due_key(partition), *lapsed)
+
+    def watermark(self, partition: int, caught_up: bool = False) -> int:
+        """Day ends at or before this are due in ``partition``."""
+        clock = self.clocks.get(partition, 0)
+        if self.wall_clock and caught_up:
+            clock = max(clock, int(time.time() * 1000))
+        return clock - self.lateness_ms if clock else 0
+
+    def must_catch_up(self, partition: int, oldest_due: int) -> bool:
+        """A due point this far behind the partition's clock must be scored before more events are applied: the
+        users' states answer exactly only for the last ``EXACT_DAYS`` day ends before their latest event."""
+        return oldest_due <= self.clocks.get(partition, 0) - (EXACT_DAYS - 2) * DAY_MS
+
+    async def oldest_due(self, partition: int) -> int | None:
+        first = await self.redis.zrange(due_key(partition), 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    # ---- steps ----------------------------------------------------------------------------------------------------
+    async def step(self, partition: int, caught_up: bool = False) -> int:
+        """Rescore up to ``batch`` users of ``partition`` whose next grid point the watermark has passed; returns
+        how many users were looked at (0: none due)."""
+        watermark = self.watermark(partition, caught_up)
+        RESCORE_WATERMARK.labels(str(partition)).set(watermark)
+        if watermark <= 0:
+            return 0
+        members = await effect("redis", self.redis.zrangebyscore, due_key(partition), "-inf", watermark, 0, self.batch)
+        if not members:
+            return 0
+        users = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        blobs = await effect("redis", self.store.read_many, users)
+        rows: list[TimeRow] = []
+        states: dict[str, UserState] = {}
+        cache: set[str] = set()
+        for u, blob in zip(users, blobs, strict=True):
+            state = decode_state(blob)
+            states[u] = state
+            points = due(state, watermark, self.every_ms)
+            for point in points:
+                rows.append(TimeRow(u, point, as_of_view(state, point).last_ms, vector(state, point)))
+            if points:
+                state.rescored_ms = points[-1]
+                if points[-1] >= state.last_ms:  # no later event row: this is the user's latest score
+                    cache.add(u)
+        in_flight = await effect("redis", self._in_flight, partition, users)
+        if in_flight:
+            written = await effect("clickhouse", self.lookup, in_flight)
+            rows = [r for r in rows if (r.user_id, r.as_of_ms) not in written]
+        scored = self.scorer.score_times(rows, cache)
+        await effect("redis", self.redis.sadd, rescoring_key(partition), *users)
+        await effect("clickhouse", self.predictions.write, scored.predictions, rows_token(rows))
+        changed = {u: s for u, s in states.items() if s.events}
+        conflicts = await effect(
+            "redis",
+            self.store.write_many,
+            {u: encode_state(s) for u, s in changed.items()},
+            scored.cache,
+            {u: blobs[i] for i, u in enumerate(users) if u in changed},
+        )
+        if conflicts:
+            raise Conflict(f"{len(conflicts)} users' state changed while they were rescored")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._index(pipe, partition, changed)
+            if gone := [u for u in users if u not in changed]:  # no state (deleted): nothing to score
+                pipe.zrem(due_key(partition), *gone)
+            pipe.srem(rescoring_key(partition), *users)
+            await effect("redis", pipe.execute)
+        RESCORED.inc(len(users))
+        return len(users)
+
+    async def _in_flight(self, partition: int, users: Sequence[str]) -> list[str]:
+        flags = await self.redis.smismember(rescoring_key(partition), list(users))
+        return [u for u, f in zip(users, flags, strict=True) if f]
