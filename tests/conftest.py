@@ -63,16 +63,32 @@ class StackHandle:
             proc.stop()
 
     def wait_consumed(self, timeout: float = 300, worker: ManagedProcess | None = None) -> None:
-        """Block until the worker's consumer group has committed everything in the input topics."""
+        """Block until the worker's consumer group has committed everything in the input topics, and has rescored
+        every user whose day end its partition's watermark has passed."""
         from streams.lag import group_lag
 
         deadline = time.monotonic() + timeout
-        while (lag := group_lag(self.settings)) > 0:
+        while (lag := group_lag(self.settings)) > 0 or (due := self.due_behind()) > 0:
             if time.monotonic() > deadline:
-                raise AssertionError(f"consumer lag still {lag} after {timeout}s\n{self.worker_log()}")
+                what = f"consumer lag still {lag}" if lag else f"{due} users still due"
+                raise AssertionError(f"{what} after {timeout}s\n{self.worker_log()}")
             if worker is not None and not worker.running():
                 raise AssertionError(f"worker died\n{self.worker_log()}")
             time.sleep(0.5)
+
+    def due_behind(self) -> int:
+        """Users whose next day end to be rescored at their partition's watermark has passed (read from Redis)."""
+        import redis
+
+        from core.keys import WATERMARKS, due_key
+
+        r = redis.Redis.from_url(self.settings.redis_url)
+        try:
+            lateness = int(self.settings.label_lateness_s * 1000)
+            clocks = {int(m): int(c) for m, c in r.zrange(WATERMARKS, 0, -1, withscores=True)}
+            return sum(int(r.zcount(due_key(p), "-inf", c - lateness)) for p, c in clocks.items())
+        finally:
+            r.close()
 
     def isolated(self, name: str) -> StackHandle:
         """The same services with everything else of its own, names unique to this call: topics, consumer group,

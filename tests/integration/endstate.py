@@ -1,7 +1,8 @@
 """A generated workload with faults, and the exact end-state checks every reliability test ends with:
 
 1. for every user, the features in Redis equal the offline recomputation from the same records;
-2. every valid event has exactly one ``events`` row and one prediction per (task, model kind) in ClickHouse,
+2. every valid event has exactly one ``events`` row and one prediction per (task, model kind) in ClickHouse, and
+   every user one time row per (day end, task, model kind) at which they are scored (:func:`expected_time_rows`),
    counted raw: no ``FINAL``, no ``set()``, with background merges stopped on the test stack's tables
    (:func:`stop_merges`), so a row written twice stays visible. With several chDB paths the rows are counted over
    their union. Where a test allows that a duplicate may still occur (a rebalance: see docs/reliability.md), it
@@ -167,18 +168,77 @@ def stop_merges(dsn: str) -> None:
         client.close()
 
 
+def partition_clocks(
+    settings: Settings, records: list[Record], produced_at: int
+) -> tuple[dict[str, int], dict[int, int]]:
+    """Each user's partition and each partition's latest valid event time, read back from the input topics (the
+    partition is the producer's choice): what drives the worker's rescoring watermark."""
+    wanted = {(r.key, r.value) for r in records}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"clock-check-{time.time()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    md = consumer.list_topics(timeout=10)
+    topics = dict(zip(settings.input_topics, TOPIC_OF, strict=True))  # configured topic -> event kind
+    consumer.assign([TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions])
+    partition_of: dict[str, int] = {}
+    clocks: dict[int, int] = {}
+    idle = 0
+    while idle < 3:
+        batch = consumer.consume(10_000, timeout=1.0)
+        idle = 0 if batch else idle + 1
+        for m in batch:
+            if m.error() is not None or (m.key(), m.value()) not in wanted:
+                continue
+            ev = decode(TOPIC_OF[topics[m.topic()]], m.value() or b"", produced_at)
+            if not isinstance(ev, Rejection):
+                partition_of[ev.user_id] = m.partition()
+                clocks[m.partition()] = max(clocks.get(m.partition(), 0), ev.ts_ms)
+    consumer.close()
+    return partition_of, clocks
+
+
+def expected_time_rows(
+    accepted: offline.Accepted, partition_of: dict[str, int], clocks: dict[int, int], lateness_ms: int
+) -> set[tuple[str, int]]:
+    """(user, day end) of every time row the worker must write: each UTC day end from the user's first event day,
+    at or before their partition's latest event time less the lateness, while the user is not lapsed (the day end
+    before it is less than 60 days after their latest event up to then), the lapse row included."""
+    want = set()
+    for user, events in accepted.items():
+        watermark = clocks[partition_of[user]] - lateness_ms
+        ts = sorted(e.ts_ms for e in events)
+        day, i, last = ts[0] // DAY, 0, 0
+        while (end := (day + 1) * DAY - 1) <= watermark:
+            while i < len(ts) and ts[i] <= end:
+                last, i = ts[i], i + 1
+            if end - DAY - last < 60 * DAY:
+                want.add((user, end))
+            day += 1
+    return want
+
+
+DAY = 86_400_000
+
+
 @dataclass
 class Rows:
     """The ClickHouse rows of a workload: raw (every row as written) and counted after dedup (``FINAL``)."""
 
     predictions: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (event_id, task, model_kind)
+    time_rows: Counter[tuple[str, int, str, str]] = field(default_factory=Counter)  # (user, as_of, task, kind)
     events: Counter[str] = field(default_factory=Counter)
     predictions_final: int = 0
     events_final: int = 0
 
     def report(self) -> str:
         return (
-            f"predictions: {sum(self.predictions.values())} raw, {self.predictions_final} after FINAL; "
+            f"predictions: {sum(self.predictions.values())} event and {sum(self.time_rows.values())} time rows raw, "
+            f"{self.predictions_final} after FINAL; "
             f"events: {sum(self.events.values())} raw, {self.events_final} after FINAL"
         )
 
@@ -200,7 +260,16 @@ def clickhouse_rows(dsns: tuple[str, ...], prefix: str) -> Rows:
             rows.predictions.update(
                 tuple(r)  # type: ignore[misc]
                 for r in client.query(
-                    "SELECT event_id, task, model_kind FROM predictions WHERE startsWith(user_id, {p:String})",
+                    "SELECT event_id, task, model_kind FROM predictions "
+                    "WHERE startsWith(user_id, {p:String}) AND trigger = 'event'",
+                    parameters=p,
+                ).result_rows
+            )
+            rows.time_rows.update(
+                (u, int(t), task, kind)
+                for u, t, task, kind in client.query(
+                    "SELECT user_id, toUnixTimestamp64Milli(as_of), task, model_kind FROM predictions "
+                    "WHERE startsWith(user_id, {p:String}) AND trigger = 'time'",
                     parameters=p,
                 ).result_rows
             )
@@ -243,18 +312,26 @@ def assert_exact_end_state(
     event_ids = [e.event_id for evs in accepted.values() for e in evs]
     assert len(event_ids) == len(set(event_ids)), "the offline acceptance keeps each event once"
     want_predictions = Counter({(e, t, k): 1 for e in event_ids for t in TASKS for k in MODEL_KINDS})
+    partition_of, clocks = partition_clocks(stack.settings, wl.records, wl.produced_at)
+    lateness = int(stack.settings.label_lateness_s * 1000)
+    due = expected_time_rows(accepted, partition_of, clocks, lateness)
+    want_times = Counter({(u, t, task, k): 1 for u, t in due for task in TASKS for k in MODEL_KINDS})
+    assert len(due) >= len(accepted), "most users must have time rows, or the check says little"
     rows = clickhouse_rows((stack.settings.clickhouse_dsn, *clickhouse_dsns), wl.prefix)
-    print(f"end state of {wl.prefix}: {rows.report()}")
+    print(f"end state of {wl.prefix}: {rows.report()}; {len(due)} (user, day end) time rows expected")
     if raw_exact:
         extra_p, missing_p = rows.predictions - want_predictions, want_predictions - rows.predictions
         assert not extra_p and not missing_p, (rows.report(), list(extra_p.items())[:3], list(missing_p)[:3])
+        extra_t, missing_t = rows.time_rows - want_times, want_times - rows.time_rows
+        assert not extra_t and not missing_t, (rows.report(), list(extra_t.items())[:3], list(missing_t)[:3])
         extra_e, missing_e = rows.events - Counter(event_ids), Counter(event_ids) - rows.events
         assert not extra_e and not missing_e, (rows.report(), list(extra_e.items())[:3], list(missing_e)[:3])
     else:  # each key present; after dedup exactly one row per key
         assert rows.predictions.keys() == want_predictions.keys(), rows.report()
+        assert rows.time_rows.keys() == want_times.keys(), rows.report()
         assert rows.events.keys() == set(event_ids), rows.report()
         if len(clickhouse_dsns) == 0:
-            assert rows.predictions_final == len(want_predictions), rows.report()
+            assert rows.predictions_final == len(want_predictions) + len(want_times), rows.report()
             assert rows.events_final == len(event_ids), rows.report()
 
     # 3. the DLQ: each malformed record once, with its reason

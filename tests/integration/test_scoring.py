@@ -31,10 +31,19 @@ def predictions(stack: StackHandle, prefix: str) -> list[tuple]:
             # raw rows (no FINAL; merges are stopped on the test stack): a row written twice is counted twice
             "SELECT task, model_kind, model, model_version, count(), uniqExact(event_id), "
             "  (SELECT count() FROM events WHERE startsWith(user_id, {p:String})) "
-            "FROM predictions WHERE startsWith(user_id, {p:String}) "
+            "FROM predictions WHERE startsWith(user_id, {p:String}) AND trigger = 'event' "
             "GROUP BY task, model_kind, model, model_version ORDER BY task, model_kind, model, model_version",
             parameters={"p": prefix},
         ).result_rows
+    finally:
+        client.close()
+
+
+def time_rows(stack: StackHandle, prefix: str) -> int:
+    client = clickhouse_db.connect(stack.settings.clickhouse_dsn)
+    try:
+        query = "SELECT count() FROM predictions WHERE startsWith(user_id, {p:String}) AND trigger = 'time'"
+        return int(client.query(query, parameters={"p": prefix}).result_rows[0][0])
     finally:
         client.close()
 
@@ -94,10 +103,13 @@ def test_scoring_hot_reload_refusal_and_replay(module_stack: StackHandle) -> Non
     assert {k.decode() for k in cached} == {f"{t}:{k}" for t in ("churn", "purchase") for k in ("pretrained", "online")}
     assert 0.0 <= orjson.loads(cached[b"purchase:pretrained"])["score"] <= 1.0
 
-    # replaying the topics adds no prediction rows
+    # replaying the topics adds no prediction rows, of either trigger
+    times = time_rows(module_stack, run)
+    assert times > 0
     before = {p: predictions(module_stack, p) for p in (f"{run}a-", f"{run}b-", f"{run}c-")}
     reset_group_to_earliest(module_stack)
     with module_stack.worker() as worker:
         time.sleep(5)
         module_stack.wait_consumed(worker=worker)
     assert {p: predictions(module_stack, p) for p in before} == before
+    assert time_rows(module_stack, run) == times

@@ -1,0 +1,138 @@
+"""Scores that follow time, on the real stack: a user who goes quiet is rescored once a day, their churn score
+rises and they lapse after 60 days; the same topics consumed live and as a backlog give the same rows."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import orjson
+import redis
+
+from core.days import DAY_MS, LAPSE_DAYS, day_end, lapsed
+from core.keys import score_key
+from core.tasks import TASKS
+from features.compute import FEATURE_NAMES
+from infra import clickhouse_db
+from infra import stack as infra_stack
+from models.pretrained import create
+from models.registry import Registry
+from simulation.generator import arrivals, make_users, simulate
+from streams.produce import produce_records
+from tests.conftest import StackHandle, _redis_databases
+from tests.integration.endstate import stop_merges
+from tests.integration.support import promote_new
+
+START = 1_785_000_000_000 // DAY_MS * DAY_MS  # a day boundary in 2026
+
+
+def promote_silence_champion(stack: StackHandle) -> None:
+    """A stand-in champion for both tasks whose risk grows with days since the last event (the real champions
+    learn that from calendar rows; here the mechanism is under test, not the model)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, len(FEATURE_NAMES)))
+    quiet = FEATURE_NAMES.index("days_since_last_event")
+    X[:, quiet] = rng.uniform(0, 70, size=len(X))
+    y = (X[:, quiet] + rng.normal(scale=5, size=len(X)) > 30).astype(np.int8)
+    registry = Registry(stack.settings.registry_dir())
+    for task in TASKS:
+        registry.promote(registry.save(task, create("logreg", 3).fit(X, y), {"metrics": {"roc_auc": 0.5}}))  # type: ignore[arg-type]
+
+
+def time_rows(dsn: str, user: str) -> list[tuple[int, float, int]]:
+    """(as_of ms, score, last event ms) of the user's pretrained churn time rows, raw, by as_of."""
+    client = clickhouse_db.connect(dsn)
+    try:
+        return [
+            (int(a), float(s), int(e))
+            for a, s, e in client.query(
+                "SELECT toUnixTimestamp64Milli(as_of), score, toUnixTimestamp64Milli(event_ts) FROM predictions "
+                "WHERE user_id = {u:String} AND trigger = 'time' AND task = 'churn' AND model_kind = 'pretrained' "
+                "ORDER BY as_of, score",
+                parameters={"u": user},
+            ).result_rows
+        ]
+    finally:
+        client.close()
+
+
+def test_a_quiet_user_is_rescored_daily_grows_riskier_and_lapses(module_stack: StackHandle) -> None:
+    promote_silence_champion(module_stack)
+    prefix = f"quiet{int(time.time()) % 100000}-"
+    users = make_users(150, 100, 41, prefix=prefix, start_ms=START)
+    events = simulate(users, 100, 41, start_ms=START)
+    early = [e for e in events if e["ts"] < START + 25 * DAY_MS]
+    quiet = max({e["user_id"] for e in early}, key=lambda u: sum(e["user_id"] == u for e in early))
+    events = [e for e in events if e["user_id"] != quiet or e["ts"] < START + 25 * DAY_MS]  # quiet after day 25
+    last = max(e["ts"] for e in events if e["user_id"] == quiet)
+    first = min(e["ts"] for e in events if e["user_id"] == quiet)
+    assert max(e["ts"] for e in events) > last + (LAPSE_DAYS + 5) * DAY_MS  # the others go on past the lapse
+    produce_records(module_stack.settings, arrivals(events, 41, out_of_order=0.05))
+    with module_stack.worker(CHURNSTREAM_ONLINE_MODEL="off") as worker:
+        module_stack.wait_consumed(worker=worker)
+        cached = redis.Redis.from_url(module_stack.settings.redis_url).hgetall(score_key(quiet))
+
+    rows = time_rows(module_stack.settings.clickhouse_dsn, quiet)
+    as_of = [a for a, _, _ in rows]
+    # one row per day end, from the first day to the lapse row 60 days after the last event, and none after
+    want = [day_end(d) for d in range(first // DAY_MS, last // DAY_MS + LAPSE_DAYS + 1)]
+    assert as_of == want, (len(as_of), len(want), sorted(set(as_of) ^ set(want))[:5])
+    assert lapsed(as_of[-1], last) and not lapsed(as_of[-2], last)
+    quiet_scores = [s for a, s, e in rows if a > last]
+    assert all(e == last for a, _, e in rows if a > last)  # each time row names the latest event it saw
+    assert quiet_scores[-1] > quiet_scores[0] + 0.5, quiet_scores
+    rises = sum(b >= a - 1e-9 for a, b in itertools.pairwise(quiet_scores))
+    assert rises >= 0.9 * (len(quiet_scores) - 1), quiet_scores
+    # the API's cache holds the lapse row as the user's latest churn score
+    latest = orjson.loads(cached[b"churn:pretrained"])
+    assert (latest["trigger"], latest["as_of_ms"], latest["last_event_ms"]) == ("time", as_of[-1], last)
+
+
+def replica(stack: StackHandle, name: str) -> StackHandle:
+    """The same topics read by another consumer group into a Redis database and a ClickHouse of its own."""
+    dsn = infra_stack.clickhouse_beside(stack.settings, f"{name}{time.time_ns() % 10**7}")
+    if dsn != stack.settings.clickhouse_dsn:
+        stop_merges(dsn)
+    overrides = {
+        "app_id": f"{stack.settings.app_id}-{name}",
+        "redis_url": f"redis://127.0.0.1:{stack.settings.redis_port}/{next(_redis_databases)}",
+        "clickhouse_dsn": dsn,
+    }
+    env = stack.env | {f"CHURNSTREAM_{k.upper()}": v for k, v in overrides.items()}
+    return StackHandle(stack.settings.model_copy(update=overrides), env)
+
+
+ROWS = (
+    "SELECT user_id, task, model_kind, trigger, toUnixTimestamp64Milli(as_of), event_id, "
+    "toUnixTimestamp64Milli(event_ts), model, model_version, score FROM predictions "
+    "WHERE startsWith(user_id, {p:String}) ORDER BY ALL"
+)
+
+
+def all_rows(dsn: str, prefix: str) -> list[tuple]:
+    client = clickhouse_db.connect(dsn)
+    try:
+        return [tuple(r) for r in client.query(ROWS, parameters={"p": prefix}).result_rows]
+    finally:
+        client.close()
+
+
+def test_live_and_backlog_give_the_same_rows_time_rows_included(module_stack: StackHandle) -> None:
+    live = module_stack.isolated("live")
+    promote_new(Registry(live.settings.registry_dir()), "xgboost", 5)
+    prefix = f"lvb{int(time.time()) % 100000}-"
+    users = make_users(300, 70, 43, prefix=prefix, start_ms=START)
+    records = arrivals(simulate(users, 70, 43, start_ms=START), 43, out_of_order=0.05, duplicates=0.01)
+    assert len(records) > 20_000
+    with live.worker("live", CHURNSTREAM_ONLINE_MODEL="off") as worker:
+        produce_records(live.settings, records, rate=2500)  # live: small batches as the events come
+        live.wait_consumed(worker=worker)
+    backlog = replica(live, "backlog")
+    with backlog.worker("backlog", CHURNSTREAM_ONLINE_MODEL="off") as worker:  # everything waits in Kafka
+        backlog.wait_consumed(worker=worker)
+    a, b = all_rows(live.settings.clickhouse_dsn, prefix), all_rows(backlog.settings.clickhouse_dsn, prefix)
+    n_time = sum(r[3] == "time" for r in a)
+    print(f"live {len(a)} rows ({n_time} time), backlog {len(b)} rows")
+    assert n_time > 1000 and len(a) - n_time > 2 * len(records) * 0.9
+    assert a == b, sorted(set(a) ^ set(b))[:5]
