@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     align_max_wait_s: float = Field(
         2.0, gt=0, description="Longest an idle partition (behind, but delivering nothing) may hold the others back"
     )
+    align_grace_s: float = Field(
+        0.2,
+        ge=0,
+        description="Live, how long a record waits for records produced just before it to other topics that the "
+        "consumer has not fetched yet, so a user's events apply in the order a replay applies them",
+    )
     model_reload_s: float = Field(2.0, gt=0, description="How often the worker checks for a newly promoted champion")
     online_model: str = Field(
         "logreg",

@@ -9,8 +9,9 @@ fetch). A backlog is then processed in the order it arrived, the same order as i
 results do not depend on how fast or how late the worker consumes.
 
 A partition that is behind but delivers nothing (empty, not caught up) may hold the others back for at most
-``max_wait_s``; a partition that is merely *ahead* is never released early. ``max_buffered`` bounds memory:
-past it, records are released in timestamp order without waiting. Fetching is not paused per partition:
+``max_wait_s`` (such a *forced* release is counted in ``forced``: the order, and with it each event's score, may
+then differ from a replay's); a partition that is merely *ahead* is never released early. ``max_buffered`` bounds
+memory: past it, records are released in timestamp order without waiting. Fetching is not paused per partition:
 faust drops the records of a partition paused while it iterates a fetched batch and then skips their
 offsets as a gap, which loses them (found in a 1M-record backlog run, 12,792 records).
 
@@ -21,6 +22,14 @@ offsets as a gap, which loses them (found in a 1M-record backlog run, 12,792 rec
 >>> a.add([("pv", 1, 60, "p@60")])
 >>> a.release({"pv", "cart"}, caught_up=lambda tp: True)
 ['c@50', 'p@60']
+
+Live, a partition whose end the consumer has reached may still have a record on its way: with a grace, the
+young records wait that long while some partition has nothing held.
+
+>>> a = EventTimeAligner(grace_ms=200)
+>>> a.add([("pv", 0, 1_000, "p@1000"), ("pv", 1, 1_150, "p@1150")])
+>>> a.release({"pv", "cart"}, caught_up=lambda tp: True, now_ms=1_300)  # cart may have one from 1100 coming
+['p@1000']
 """
 
 from __future__ import annotations
@@ -31,23 +40,27 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-Entry = tuple[Hashable, int, int, Any]  # (partition, offset, broker timestamp ms, item)
+# (partition, offset, broker timestamp ms, item) or (partition, offset, broker timestamp ms, tie, item): records
+# with the same broker timestamp (the producer's clock has milliseconds) are released by ``tie`` (the event time)
+Entry = tuple[Hashable, int, int, Any] | tuple[Hashable, int, int, int, Any]
 
 
 class EventTimeAligner:
-    def __init__(self, max_buffered: int = 200_000, max_wait_s: float = 2.0) -> None:
-        self.max_buffered, self.max_wait_s = max_buffered, max_wait_s
-        self._queues: dict[Hashable, deque[tuple[int, int, Any]]] = {}
+    def __init__(self, max_buffered: int = 200_000, max_wait_s: float = 2.0, grace_ms: int = 0) -> None:
+        self.max_buffered, self.max_wait_s, self.grace_ms = max_buffered, max_wait_s, grace_ms
+        self._queues: dict[Hashable, deque[tuple[int, int, int, Any]]] = {}  # (ts, tie, offset, item)
         self.last_offset: dict[Hashable, int] = {}
         self.size = 0
+        self.forced = 0  # records released without waiting for an idle partition or past max_buffered
         self._blocked_since: float | None = None
 
     def add(self, entries: Iterable[Entry]) -> None:
-        for tp, offset, ts, item in entries:
+        for tp, offset, ts, *rest in entries:
+            tie, item = rest if len(rest) == 2 else (0, rest[0])
             q = self._queues.get(tp)
             if q is None:
                 q = self._queues[tp] = deque()
-            q.append((ts, offset, item))
+            q.append((ts, tie, offset, item))
             self.last_offset[tp] = offset
             self.size += 1
 
@@ -61,25 +74,38 @@ class EventTimeAligner:
             self._blocked_since = now
         return now - self._blocked_since >= self.max_wait_s
 
-    def release(self, assigned: Iterable[Hashable], caught_up: Callable[[Hashable], bool]) -> list[Any]:
-        """Items that are safe to process now, in broker-timestamp order (ties by partition order of arrival)."""
+    def release(
+        self, assigned: Iterable[Hashable], caught_up: Callable[[Hashable], bool], now_ms: int | None = None
+    ) -> list[Any]:
+        """Items that are safe to process now, in broker-timestamp order; equal timestamps by ``tie``, then offset.
+
+        With ``grace_ms``, an item younger than that (by its broker timestamp against ``now_ms``) waits while some
+        partition has nothing held: that partition counts as caught up, but a record produced to it just before
+        may still be on its way (the consumer's view of its end lags by a fetch).
+        """
+        assigned = list(assigned)
         idle = any(not self._queues.get(tp) and not caught_up(tp) for tp in assigned)
         forced = self._blocked(idle) or self.size >= self.max_buffered
         if idle and not forced:
             return []
-        heap = [(q[0][0], q[0][1], i, tp) for i, (tp, q) in enumerate(self._queues.items()) if q]
+        heap = [(q[0][0], q[0][1], q[0][2], i, tp) for i, (tp, q) in enumerate(self._queues.items()) if q]
         heapq.heapify(heap)
         order = {tp: i for i, tp in enumerate(self._queues)}
-        out = []
+        out: list[Any] = []
+        young = None if forced or not self.grace_ms or now_ms is None else now_ms - self.grace_ms
         while heap:
-            _, _, _, tp = heapq.heappop(heap)
+            if young is not None and heap[0][0] > young and any(not self._queues.get(tp) for tp in assigned):
+                break
+            *_, tp = heapq.heappop(heap)
             q = self._queues[tp]
-            out.append(q.popleft()[2])
+            out.append(q.popleft()[3])
             self.size -= 1
             if q:
-                heapq.heappush(heap, (q[0][0], q[0][1], order[tp], tp))
+                heapq.heappush(heap, (q[0][0], q[0][1], q[0][2], order[tp], tp))
             elif not forced and not caught_up(tp):
                 break
+        if forced and idle:
+            self.forced += len(out)
         return out
 
     def held(self, tp: Hashable) -> int:
@@ -112,12 +138,12 @@ class EventTimeAligner:
         """
         dropped = 0
         for tp, q in self._queues.items():
-            keep = deque(entry for entry in q if not stale(entry[2]))
+            keep = deque(entry for entry in q if not stale(entry[3]))
             if len(keep) != len(q):
                 dropped += len(q) - len(keep)
                 self._queues[tp] = keep
                 if keep:
-                    self.last_offset[tp] = keep[-1][1]
+                    self.last_offset[tp] = keep[-1][2]
                 else:
                     self.last_offset.pop(tp, None)
         self.size -= dropped

@@ -33,3 +33,7 @@ RESCORED = Counter("churnstream_rescored_users_total", "Users looked at by the t
 RESCORE_WATERMARK = Gauge(
     "churnstream_rescore_watermark_ms", "Per partition, day ends at or before this (epoch ms) are due", ["partition"]
 )
+ALIGNER_FORCED = Counter(
+    "churnstream_aligner_forced_total",
+    "Records released out of arrival order because an idle partition held the others back too long",
+)

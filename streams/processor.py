@@ -188,14 +188,14 @@ class FeatureProcessor:
         if self.guard is not None:
             self.guard.forget(sources)
 
+    def decode_one(self, rec: RawRecord) -> Event | Rejection:
+        """The record's event, or the reason it is rejected."""
+        kind = self.kind_of.get(rec.topic)
+        return decode(kind, rec.value, rec.timestamp_ms) if kind else Rejection("unknown_type", rec.topic)
+
     def decode(self, records: Sequence[RawRecord]) -> list[tuple[RawRecord, Event | Rejection]]:
         """Each record with its event, or the reason it is rejected."""
-        out: list[tuple[RawRecord, Event | Rejection]] = []
-        for rec in records:
-            kind = self.kind_of.get(rec.topic)
-            ev = decode(kind, rec.value, rec.timestamp_ms) if kind else Rejection("unknown_type", rec.topic)
-            out.append((rec, ev))
-        return out
+        return [(rec, self.decode_one(rec)) for rec in records]
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Apply a micro-batch of records (see the module docstring for the order of effects)."""

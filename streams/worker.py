@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 import faust
 from faust.types import TP, Message
 
 from churnstream.settings import Settings
+from core.contracts import Event, Rejection
 from core.keys import CLICKHOUSE_LEDGER
 from features.store import RedisStateStore
 from models.champions import Champions
@@ -37,7 +39,7 @@ from streams.aligner import EventTimeAligner
 from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
 from streams.ledger import RedisLedger
-from streams.metrics import CONSUMER_LAG
+from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
 from streams.monitor import LeanMonitor
 from streams.online import METRIC_COLUMNS, OnlineLearner
 from streams.processor import BRONZE_COLUMNS, FeatureProcessor
@@ -49,6 +51,14 @@ from streams.sinks import ClickHouseSink
 from streams.written import RecoveryGuard, clickhouse_lookup
 
 log = logging.getLogger(__name__)
+
+
+class Held(NamedTuple):
+    """A record the aligner holds: the faust message (to ack), its raw record and its decoded event."""
+
+    message: Message
+    record: RawRecord
+    event: Event | Rejection
 
 
 def to_record(m: Message) -> RawRecord:
@@ -64,7 +74,11 @@ class Worker:
         self.settings, self.app = settings, app
         self.inputs = BatchTopic(app, topics=list(settings.input_topics))  # whole micro-batches, no Event per record
         self.dlq_topic = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
-        self.aligner = EventTimeAligner(max_buffered=settings.align_max_buffered, max_wait_s=settings.align_max_wait_s)
+        self.aligner = EventTimeAligner(
+            max_buffered=settings.align_max_buffered,
+            max_wait_s=settings.align_max_wait_s,
+            grace_ms=int(settings.align_grace_s * 1000),
+        )
         self.lock = asyncio.Lock()  # one batch (or label resolution) at a time
         self.running = False  # the agent runs: the timers may release held records
         self.generation = -1  # the consumer generation of the records held: older ones are dropped when it changes
@@ -120,8 +134,16 @@ class Worker:
         self.running = True
         async for batch in batches(stream, self.settings.batch_size, self.settings.batch_within_s):
             # batches() hands over only the current generation's messages; held ones are checked on a change
-            self.aligner.add((m.tp, m.offset, int((m.timestamp or 0) * 1000), m) for m in batch)
+            self.aligner.add(self.held_entry(m) for m in batch)
             await self.process_ready()
+
+    def held_entry(self, m: Message) -> tuple[Any, int, int, int, Held]:
+        """The aligner's entry for a message: decoded now, so records with the same broker timestamp are released
+        in event-time order (a replay then applies them as the live stream did)."""
+        rec = to_record(m)
+        ev = self.processor.decode_one(rec)
+        tie = ev.ts_ms if isinstance(ev, Event) else 0
+        return m.tp, m.offset, int((m.timestamp or 0) * 1000), tie, Held(m, rec, ev)
 
     async def start(self) -> None:
         """Restore the online learner (its models, label logs and checkpoints live in Redis)."""
@@ -146,32 +168,41 @@ class Worker:
                 self.generation = self.app.consumer_generation_id
                 if dropped := self.aligner.discard(self.stale):  # held since before the rebalance
                     log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
-            ready = self.aligner.release(self.assigned(), self.caught_up)
+            forced = self.aligner.forced
+            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000))
+            if self.aligner.forced > forced:
+                ALIGNER_FORCED.inc(self.aligner.forced - forced)
+                log.warning(
+                    "released %d records without waiting for a partition idle for %.1f s "
+                    "(CHURNSTREAM_ALIGN_MAX_WAIT_S)",
+                    self.aligner.forced - forced,
+                    self.settings.align_max_wait_s,
+                )
             if not ready:
                 return
             if isinstance(monitor := self.app.monitor, LeanMonitor):
-                monitor.on_batch_in({m.tp for m in ready})
-            decoded = self.processor.decode([to_record(m) for m in ready])
-            partitions = {m.tp.partition for m in ready}
+                monitor.on_batch_in({h.message.tp for h in ready})
+            decoded = [(h.record, h.event) for h in ready]
+            partitions = {h.record.partition for h in ready}
             await until_done(self.rescorer.restore, partitions, log=log, level=logging.ERROR, multiplier=0.2)
             for segment in split_by_event_time(decoded, self.rescorer.clocks):
                 await until_done(self.processor.process_decoded, segment, log=log, level=logging.ERROR, multiplier=0.2)
                 await until_done(self.catch_up, partitions, log=log, level=logging.ERROR, multiplier=0.2)
             consumer = self.app.consumer
-            for message in ready:  # per partition in offset order: faust commits the contiguous acked offsets
-                message.ack(consumer)
+            for held in ready:  # per partition in offset order: faust commits the contiguous acked offsets
+                held.message.ack(consumer)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         return await self.dlq_topic.send(key=key, value=value, headers=headers)
 
     # ---- partitions -----------------------------------------------------------------------------------------------
-    def stale(self, message: Message) -> bool:
+    def stale(self, held: Held) -> bool:
         """Fetched before the latest rebalance: the consumer fetches it again from the committed offset.
 
         Processing the old copy could apply a later offset of a partition before an earlier one, and the per-user
         offset guard would then take the earlier record for a replay and skip it.
         """
-        return bool(message.generation_id != self.app.consumer_generation_id)
+        return bool(held.message.generation_id != self.app.consumer_generation_id)
 
     def assigned(self) -> set[Any]:
         return {tp for tp in self.app.consumer.assignment() if tp.topic in self.settings.input_topics}
