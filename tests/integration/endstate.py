@@ -153,7 +153,7 @@ UNMERGED = {
     "parts_to_delay_insert": 1_000_000,
     "parts_to_throw_insert": 1_000_000,
 }
-DEDUPED_TABLES = ("events", "predictions", "latest_scores")
+DEDUPED_TABLES = ("events", "predictions", "latest_scores", "user_scores_daily")
 
 
 def stop_merges(dsn: str) -> None:
@@ -194,7 +194,7 @@ def partition_clocks(
         for m in batch:
             if m.error() is not None or (m.key(), m.value()) not in wanted:
                 continue
-            ev = decode(TOPIC_OF[topics[m.topic()]], m.value() or b"", produced_at)
+            ev = decode(topics[m.topic()], m.value() or b"", produced_at)
             if not isinstance(ev, Rejection):
                 partition_of[ev.user_id] = m.partition()
                 clocks[m.partition()] = max(clocks.get(m.partition(), 0), ev.ts_ms)
