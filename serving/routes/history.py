@@ -73,9 +73,10 @@ def user_history(
     """The user's latest score of each UTC day (event-triggered or a time rescoring), oldest first, with its
     as-of, the user's latest event then, and their status that day: for BI charts of how risk evolved."""
     check_user_id(user_id)
-    since, until = since or FIRST_DAY, until or LAST_DAY
-    if since > until:
+    if since and until and since > until:
         raise invalid(["query", "since"], "since must not be after until", "value_error")
+    # within Date's range (chDB saturates dates beyond it; clamped here so that no server has to)
+    since, until = (min(max(d, FIRST_DAY), LAST_DAY) for d in (since or FIRST_DAY, until or LAST_DAY))
     params = {"user": user_id, "kind": model_kind, "task": task, "since": since, "until": until}
     days = daily(clickhouse.query(QUERY, parameters=params).result_rows, task, settings.api_risk_thresholds)
     if not days and not clickhouse.query(ANY_DAY, parameters=params).result_rows[0][0]:

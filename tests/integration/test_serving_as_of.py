@@ -245,4 +245,7 @@ def test_history_by_day(api: Api) -> None:
     assert [(d["day"], d["score"], d["status"]) for d in r.json()["days"]] == [("2030-03-18", 0.05, "active")]
     assert api.get(f"/v1/users/{user}/history", since="2030-03-20", until="2030-03-21").json()["days"] == []
     assert api.get(f"/v1/users/{user}/history", since="2030-03-20", until="2030-03-19").status_code == 422
+    for since, until in (("0001-01-01", "9999-12-31"), ("2200-01-01", "9999-12-31"), ("0001-01-01", "1900-01-01")):
+        r = api.get(f"/v1/users/{user}/history", since=since, until=until)  # beyond ClickHouse's Date range
+        assert r.status_code == 200 and len(r.json()["days"]) == (4 if since < "2030" < until else 0), (since, r.text)
     assert api.get("/v1/users/nobody-asof/history").status_code == 404
