@@ -1,7 +1,8 @@
-"""Serving scores as of a time, on the real stack: the API app (in this process, with its own Services) over real
-Redis and the session's ClickHouse. The test writes what the worker would write: users' states and score cache
-entries through the state store, ``predictions`` rows (time-triggered ones included) into ClickHouse, whose
-materialized views fill ``latest_scores`` and ``user_scores_daily``. Nothing is mocked."""
+"""Serving scores as of a time, on the real stack: the API served by uvicorn over loopback (in a thread of this
+process, which then holds the embedded chDB path: one process per path), real Redis and the session's ClickHouse.
+The test writes what the worker would write: users' states and score cache entries through the state store, and
+``predictions`` rows (time-triggered ones included) into ClickHouse, whose materialized views fill
+``latest_scores`` and ``user_scores_daily``. Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
-from fastapi.testclient import TestClient
+import uvicorn
 
 from core.contracts import Event
 from core.days import DAY_MS, day_end
@@ -26,11 +29,13 @@ from features.compute import FEATURE_NAMES, features
 from features.offline import state_at
 from features.state import encode_state
 from features.store import RedisStateStore
+from infra.processes import free_port
 from models.pretrained import create
 from models.registry import Registry
 from serving.app import create_app
 from serving.services import Services
 from tests.conftest import StackHandle
+from tests.integration.endstate import UNMERGED
 from tests.integration.support import new_key
 
 DAYS_SINCE = FEATURE_NAMES.index("days_since_last_event")
@@ -44,7 +49,7 @@ PREDICTION_COLUMNS = (
 
 @dataclass
 class Api:
-    client: TestClient
+    client: httpx.Client
     headers: dict[str, str]
     services: Services
     prefix: str
@@ -92,8 +97,24 @@ def api(module_stack: StackHandle) -> Iterator[Api]:
         champions[task] = registry.load(ref)
     headers = {"X-API-Key": new_key(module_stack, "read")}
     services = Services.create(settings)
-    with TestClient(create_app(settings, services)) as client:
-        yield Api(client, headers, services, f"asof{time.time_ns() % 10**7}-", champions)
+    settings_sql = ", ".join(f"{k} = {v}" for k, v in UNMERGED.items())
+    services.clickhouse().command(f"ALTER TABLE user_scores_daily MODIFY SETTING {settings_sql}")  # as stop_merges
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield Api(client, headers, services, f"asof{time.time_ns() % 10**7}-", champions)
+    finally:
+        server.should_exit = True  # the lifespan's end closes the services (Redis, ClickHouse)
+        thread.join(10)
 
 
 def write_users(api: Api, users: dict[str, tuple[list[int], dict[str, bytes]]]) -> None:
@@ -230,7 +251,8 @@ def test_history_by_day(api: Api) -> None:
         prediction(user, "churn", day_end(BASE_DAY + 60), 0.9, first + 5000),  # lapse row
         prediction(user, "purchase", day_end(BASE_DAY + 1), 0.05, first + 5000),
     ]
-    insert(api, rows)
+    for row in rows:  # one insert each, as the worker's batches write them: a day's rows meet only at read or merge
+        insert(api, [row])
     r = api.get(f"/v1/users/{user}/history", task="churn")
     assert r.status_code == 200, r.text
     days = [(d["day"], d["score"], d["trigger"], d["status"]) for d in r.json()["days"]]
