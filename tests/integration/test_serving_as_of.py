@@ -192,6 +192,14 @@ def test_as_of_now_scores_the_state_at_the_wall_clock(api: Api) -> None:
         assert s["score"] > 0.9 and s["status"] == "at_risk"  # the cached score (0.01, at the event) said active
     cached = api.get(f"/v1/users/{user}/scores").json()["scores"]["churn"][0]
     assert (cached["trigger"], cached["status"]) == ("event", "active")
+    gone = api.prefix + "gone"  # quiet for 61 days: lapsed as of now, whatever the last cached score said
+    quiet = int(time.time() * 1000) - 61 * DAY_MS
+    write_users(api, {gone: ([quiet], {"churn:pretrained": cache_entry(0.01, quiet, "event", quiet)})})
+    on_demand = api.get(f"/v1/users/{gone}/scores", as_of="now").json()["scores"]
+    assert {(t, s["trigger"], s["status"]) for t in TASKS for s in on_demand[t]} == {
+        ("churn", "on_demand", "lapsed"),
+        ("purchase", "on_demand", "lapsed"),
+    }
 
 
 def test_bad_as_of_is_a_422_naming_the_field(api: Api) -> None:
