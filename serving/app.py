@@ -4,7 +4,7 @@ ClickHouse and Kafka; they get them through the dependencies in :mod:`serving.de
 >>> from churnstream.settings import Settings
 >>> app = create_app(Settings(home="/tmp/cs-doc-api"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1/users"))
-['/v1/users/{user_id}/features', '/v1/users/{user_id}/scores']
+['/v1/users/{user_id}/features', '/v1/users/{user_id}/history', '/v1/users/{user_id}/scores']
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnstream.settings import Settings
 from serving.metrics import REQUEST_SECONDS
-from serving.routes import events, exports, ops, scoring, users
+from serving.routes import events, exports, history, ops, scoring, users
 from serving.services import Services
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (users, scoring, exports, events, ops):
+    for module in (users, history, scoring, exports, events, ops):
         app.include_router(module.router)
 
     app.add_middleware(RequestTiming)

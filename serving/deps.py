@@ -10,7 +10,7 @@ Each comes from the process's :class:`~serving.services.Services`, built once in
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -46,7 +46,14 @@ async def get_key_store(services: ServicesDep) -> KeyStore:
     return services.keys
 
 
+def get_clickhouse(services: ServicesDep) -> Any:
+    """The process's ClickHouse client; a plain ``def``, so that FastAPI calls it in its thread pool: the first
+    call connects (embedded chDB opens its data path), which must not block the event loop."""
+    return services.clickhouse()
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[StateStore, Depends(get_store)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
+ClickHouseDep = Annotated[Any, Depends(get_clickhouse)]  # a clickhouse-connect Client

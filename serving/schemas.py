@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from serving.status import Status, Trigger
+
 Task = Literal["churn", "purchase"]
 ModelChoice = Literal["logreg", "svm", "random_forest", "xgboost", "online"]
 Risk = Literal["low", "medium", "high"]
@@ -22,13 +24,44 @@ class ModelScore(BaseModel):
 
 
 class Score(ModelScore):
-    as_of_ms: int = Field(description="Event time (epoch ms) of the user's event that produced this score")
+    as_of_ms: int = Field(
+        description="Event time (epoch ms) the features were computed at: the triggering event's time, a time "
+        "rescoring's day end, or (on demand) the wall clock"
+    )
     as_of: str = Field(description="The same instant in ISO-8601 UTC")
+    trigger: Trigger = Field(description="What produced the score: an `event`, a `time` rescoring, or `on_demand`")
+    last_event_ms: int = Field(description="The user's latest event (epoch ms) at the as-of")
+    status: Status = Field(
+        description="The user's status at the as-of: `lapsed` after 60 quiet days, else `at_risk` when the churn "
+        "score of this model kind is at or above the high risk threshold, else `active`"
+    )
 
 
 class UserScores(BaseModel):
     user_id: str
     scores: dict[Task, list[Score]]
+
+
+class DailyScore(BaseModel):
+    """A user's latest score of one UTC day (ClickHouse ``user_scores_daily``)."""
+
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    as_of_ms: int
+    as_of: str
+    trigger: Literal["event", "time"]
+    last_event_ms: int
+    model: str
+    version: str
+    score: float
+    risk: Risk
+    status: Status
+
+
+class UserHistory(BaseModel):
+    user_id: str
+    task: Task
+    model_kind: Literal["pretrained", "online"]
+    days: list[DailyScore] = Field(description="One row per UTC day with a score, oldest first")
 
 
 class UserFeatures(BaseModel):

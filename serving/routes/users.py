@@ -1,9 +1,9 @@
-"""Point lookups of one user: latest scores (cached by the worker) and the current feature vector."""
+"""Point lookups of one user: latest scores (cached by the worker, or as of now on demand) and the current feature
+vector."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -11,45 +11,45 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from features.compute import features
 from features.store import StateStore
 from serving.auth import require
-from serving.deps import SettingsDep, StoreDep
+from serving.deps import CatalogDep, SettingsDep, StoreDep
 from serving.errors import check_user_id, invalid
+from serving.on_demand import score_now
 from serving.schemas import Score, UserFeatures, UserScores
+from serving.status import cached_scores, iso, risk
 
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Depends(require("read"))])
 
 
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def risk(score: float, thresholds: tuple[float, float]) -> str:
-    """``low`` below the first threshold, ``high`` at or above the second, ``medium`` between."""
-    low, high = thresholds
-    return "high" if score >= high else "medium" if score >= low else "low"
-
-
-@router.get("/{user_id}/scores", response_model=UserScores, responses={404: {"description": "Unknown user"}})
-async def user_scores(user_id: str, store: StoreDep, settings: SettingsDep) -> Response:
-    """The latest churn and purchase scores of every model kind, with the event time of the last update."""
+@router.get(
+    "/{user_id}/scores",
+    response_model=UserScores,
+    responses={404: {"description": "Unknown user"}, 409: {"description": "as_of=now: a task has no champion"}},
+)
+async def user_scores(
+    user_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    as_of: Literal["now"] | None = Query(
+        None,
+        description="Default: the latest scores the worker wrote (at an event or a time rescoring). `now`: score "
+        "the user's state as of the wall clock with each task's champion (trigger `on_demand`, not billed)",
+    ),
+) -> Response:
+    """The latest churn and purchase scores of every model kind: each with its as-of, trigger and the user's status
+    then (``lapsed`` after 60 quiet days, else ``at_risk`` at a high churn score, else ``active``)."""
     check_user_id(user_id)
-    (cached,) = await store.read_scores([user_id])
-    if cached is None:
-        raise HTTPException(404, f"unknown user {user_id!r}: no event of this user has been processed")
-    out: dict[str, list[dict[str, Any]]] = {"churn": [], "purchase": []}
-    for field, blob in sorted(cached.items()):
-        task, kind = field.split(":", 1)
-        v = orjson.loads(blob)
-        out.setdefault(task, []).append(
-            {
-                "model_kind": kind,
-                "model": v["model"],
-                "version": v["version"],
-                "score": v["score"],
-                "risk": risk(v["score"], settings.api_risk_thresholds),
-                "as_of_ms": v["as_of_ms"],
-                "as_of": iso(v["as_of_ms"]),
-            }
-        )
+    thresholds = settings.api_risk_thresholds
+    if as_of == "now":
+        (state,) = await store.read_states([user_id])
+        if state is None:
+            raise HTTPException(404, f"unknown user {user_id!r}: no event of this user has been processed")
+        out = await score_now(state, catalog, thresholds)
+    else:
+        (cached,) = await store.read_scores([user_id])
+        if cached is None:
+            raise HTTPException(404, f"unknown user {user_id!r}: no event of this user has been processed")
+        out = cached_scores(cached, thresholds)
     # the hot path: serialized directly (the response model documents the shape)
     return Response(orjson.dumps({"user_id": user_id, "scores": out}), media_type="application/json")
 

@@ -95,6 +95,8 @@ def test_events_accepted_over_http_are_scored(api: Api) -> None:
         assert kinds["pretrained"]["model"] == "xgboost"
         assert kinds["pretrained"]["as_of_ms"] == last
         assert kinds["pretrained"]["risk"] in ("low", "medium", "high")
+        assert (kinds["pretrained"]["trigger"], kinds["pretrained"]["last_event_ms"]) == ("event", last)
+        assert kinds["pretrained"]["status"] in ("active", "at_risk")  # scored at an event: never lapsed
 
 
 def test_features_equal_the_offline_builder(api: Api) -> None:
@@ -203,6 +205,9 @@ def test_at_risk_export_streams_csv_and_json(api: Api) -> None:
     assert {row["user_id"] for row in rows} == {u for u, s in expected.items() if s >= threshold}
     scores = [float(row["score"]) for row in csv.DictReader(io.StringIO(r.text))]
     assert scores == sorted(scores, reverse=True) and min(scores) >= threshold
+    every = api.get("/v1/at-risk", params={"task": "churn", "min_score": 0, "limit": 10**7})  # the whole table
+    latest = max(int(row["as_of_ms"]) for row in csv.DictReader(io.StringIO(every.text)))
+    assert r.headers["x-scores-as-of-ms"] == every.headers["x-scores-as-of-ms"] == str(latest)  # the list's as-of
     j = api.get("/v1/at-risk", params={"task": "churn", "min_score": threshold, "format": "json", "limit": 3})
     assert j.status_code == 200 and len(j.json()) == 3 and j.json()[0]["score"] == scores[0]
 
