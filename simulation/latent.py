@@ -1,12 +1,12 @@
 """The hidden day-by-day process behind a generated user: active, dormant or gone, and the session rates it drives.
 
-Each user is in one of three states on each UTC day from their signup day on: ``A`` (active: sessions at their full
-rate), ``D`` (dormant: a small share of that rate, usually none at all) or ``G`` (gone: nothing, for good). The state
-moves once a day, at midnight UTC, by the user's own transition matrix :func:`transitions`; the signup day is
-``A``. A dormant spell lasts ``1 / wake`` days on average, often longer than the 60 days after which a quiet user
-counts as churned, so silence alone does not say whether a user left. The session rate also follows the weekday
-and the season (:func:`day_factor`: a peak in late November, a trough in late May), so a quiet spring is partly
-the calendar's.
+Each user is in one of three states on each UTC day from their signup day on: ``A`` (active: sessions at their
+full rate), ``D`` (dormant: a share of that rate, none with the generator's defaults) or ``G`` (gone: nothing, for
+good). The state moves once a day, at midnight UTC, by the user's own transition matrix :func:`transitions`; the
+signup day is ``A``. A dormant spell lasts ``1 / wake`` days on average, often longer than the 60 days after which
+a quiet user counts as churned, so silence alone does not say whether a user left. The session rate also follows
+the weekday and the season (:func:`day_factor`: a peak in late November, a trough in late May), so a quiet spring
+is partly the calendar's.
 
 Both the generator (``simulation.generator``) and the oracle (``models.oracle``) use these definitions: a change
 here changes both.
