@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,27 +122,35 @@ def readyz(port: int) -> tuple[int, dict[str, Any]]:
         return err.code, json.loads(err.read())
 
 
-def read_dlq(settings: Settings, prefix: str) -> list[tuple[dict[str, str], bytes]]:
-    """(headers, value) of every dead letter whose key starts with ``prefix``."""
+def read_all(settings: Settings, topics: list[str]) -> Iterator[list[Any]]:
+    """Every record of ``topics`` from the beginning, in consumed batches, until three empty polls."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"dlq-check-{time.time()}",
+            "group.id": f"check-{time.time()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
     )
-    md = consumer.list_topics(timeout=10)
-    consumer.assign([TopicPartition(settings.topic_dlq, p, 0) for p in md.topics[settings.topic_dlq].partitions])
+    try:
+        md = consumer.list_topics(timeout=10)
+        consumer.assign([TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions])
+        idle = 0
+        while idle < 3:
+            batch = consumer.consume(10_000, timeout=1.0)
+            idle = 0 if batch else idle + 1
+            yield batch
+    finally:
+        consumer.close()
+
+
+def read_dlq(settings: Settings, prefix: str) -> list[tuple[dict[str, str], bytes]]:
+    """(headers, value) of every dead letter whose key starts with ``prefix``."""
     dead: list[tuple[dict[str, str], bytes]] = []
-    idle = 0
-    while idle < 3:
-        batch = consumer.consume(10_000, timeout=1.0)
-        idle = 0 if batch else idle + 1
+    for batch in read_all(settings, [settings.topic_dlq]):
         for m in batch:
             if m.error() is None and (m.key() or b"").startswith(prefix.encode()):
                 dead.append(({k: v.decode() for k, v in (m.headers() or [])}, m.value() or b""))
-    consumer.close()
     return dead
 
 
@@ -174,23 +183,10 @@ def partition_clocks(
     """Each user's partition and each partition's latest valid event time, read back from the input topics (the
     partition is the producer's choice): what drives the worker's rescoring watermark."""
     wanted = {(r.key, r.value) for r in records}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"clock-check-{time.time()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    md = consumer.list_topics(timeout=10)
     topics = dict(zip(settings.input_topics, TOPIC_OF, strict=True))  # configured topic -> event kind
-    consumer.assign([TopicPartition(t, p, 0) for t in topics for p in md.topics[t].partitions])
     partition_of: dict[str, int] = {}
     clocks: dict[int, int] = {}
-    idle = 0
-    while idle < 3:
-        batch = consumer.consume(10_000, timeout=1.0)
-        idle = 0 if batch else idle + 1
+    for batch in read_all(settings, list(topics)):
         for m in batch:
             if m.error() is not None or (m.key(), m.value()) not in wanted:
                 continue
@@ -198,7 +194,6 @@ def partition_clocks(
             if not isinstance(ev, Rejection):
                 partition_of[ev.user_id] = m.partition()
                 clocks[m.partition()] = max(clocks.get(m.partition(), 0), ev.ts_ms)
-    consumer.close()
     return partition_of, clocks
 
 
