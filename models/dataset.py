@@ -33,6 +33,7 @@ from features.state import DAY_MS, UserState, apply
 from models.calendar import grid_rows, scored_days
 
 EVAL_ROWS_FACTOR = 4  # validation and test take this many times the training rows per user
+GRID_ROWS_FACTOR = 2  # calendar-grid rows per event-time row, about: silence takes more rows to learn than activity
 
 
 @dataclass
@@ -123,9 +124,9 @@ def build(
     accepted: Accepted, task: str, per_user: int = 12, seed: int = 0, grid_per_user: float | None = None
 ) -> TrainingSet:
     """Rows at as_of in [first day + 7, last day - 60 days] (the same for both tasks): about ``per_user`` event rows
-    and ``grid_per_user`` (default: ``per_user``) calendar-grid rows per training user, ``EVAL_ROWS_FACTOR`` times
-    as many per validation and test user."""
-    grid_per_user = per_user if grid_per_user is None else grid_per_user
+    and ``grid_per_user`` (default: ``GRID_ROWS_FACTOR * per_user``) calendar-grid rows per training user,
+    ``EVAL_ROWS_FACTOR`` times as many per validation and test user."""
+    grid_per_user = GRID_ROWS_FACTOR * per_user if grid_per_user is None else grid_per_user
     first = min(e.ts_ms for evs in accepted.values() for e in evs)
     last = max(e.ts_ms for evs in accepted.values() for e in evs)
     lo, hi = first + 7 * DAY_MS, last - TASKS["churn"].horizon_days * DAY_MS

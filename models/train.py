@@ -58,6 +58,7 @@ def train_task(
     oracle: Callable[[list[str], list[int]], np.ndarray] | None = None,
     resamples: int = 400,
     calendar: list[cutoffs.Cutoff] | None = None,
+    grid_per_user: float | None = None,
 ) -> dict[str, Any]:
     """Train every model for ``task``, register each version, promote the best validation AUC. Returns a report.
 
@@ -65,7 +66,7 @@ def train_task(
     resamples of the test users; ``calendar``: the test users' rows at the calendar cutoffs (built when not given).
     """
     progress(f"{task}: building the point-in-time data sets")
-    ts = dataset.build(accepted, task, per_user=per_user, seed=seed)
+    ts = dataset.build(accepted, task, per_user=per_user, seed=seed, grid_per_user=grid_per_user)
     test = ts.test.only("event")  # the event-time test figures, as before the calendar rows
     report: dict[str, Any] = {
         "task": task,
@@ -156,6 +157,7 @@ def train_all(
     progressive_users: int = 2000,
     progress: Progress = lambda _m: None,
     models: tuple[str, ...] = MODEL_NAMES,
+    grid_per_user: float | None = None,
 ) -> TrainingRun:
     """Train every model of both tasks on a simulated history (or the JSONL/CSV history in ``events``), promote
     each task's best, then, on simulated data, run progressive validation of the online models on a separate
@@ -199,6 +201,7 @@ def train_all(
             oracle=oracle_fn,
             progress=progress,
             calendar=calendar,
+            grid_per_user=grid_per_user,
         )
     progressive = None
     if events is None and progressive_users:
