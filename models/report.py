@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from models.cutoffs import BGNBD, ORACLE, RECENCY
+from models.calendar_report import calendar_markdown, calendar_summary, difference
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 START, END = "<!-- models:results -->", "<!-- /models:results -->"
@@ -46,15 +46,6 @@ def _ci(m: dict[str, Any], metric: str = "roc_auc") -> list[float]:
     return [round(c["low"], 4), round(c["high"], 4)]
 
 
-def _difference(d: dict[str, Any]) -> dict[str, Any]:
-    auc = d["roc_auc"]
-    return {
-        "roc_auc": round(auc["value"], 4),
-        "ci": [round(auc["low"], 4), round(auc["high"], 4)],
-        "within_noise": bool(auc["within_noise"]),
-    }
-
-
 def summary(
     reports: dict[str, dict[str, Any]], run: dict[str, Any], progressive: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -81,53 +72,17 @@ def summary(
         if runner_up:
             t["champion_minus_runner_up"] = {
                 "runner_up": runner_up,
-                **_difference(r["differences"][f"{champion} - {runner_up}"]),
+                **difference(r["differences"][f"{champion} - {runner_up}"]),
             }
         if "oracle" in r:
             t["oracle_auc_ci"] = _ci(r["oracle"])
             t["oracle_brier"] = round(r["oracle"]["brier"], 5)
-            t["oracle_minus_champion"] = _difference(r["differences"][f"oracle - {champion}"])
+            t["oracle_minus_champion"] = difference(r["differences"][f"oracle - {champion}"])
         if pv:
             t["progressive_champion_auc"] = round(pv["champion"]["roc_auc"], 4)
         t["time_rows"] = {s: r.get(f"{s}_time_rows", 0) for s in ("train", "validation")}
         t.update(calendar_summary(r.get("calendar")))
         out[task] = t
-    return out
-
-
-_CALENDAR_KEYS = {"champion": "calendar_champion_auc", ORACLE: "calendar_oracle_auc"}
-_CALENDAR_KEYS.update({RECENCY: "calendar_recency_auc", BGNBD: "calendar_bgnbd_auc"})
-
-
-def calendar_summary(cal: dict[str, Any] | None) -> dict[str, Any]:
-    """The calendar-cutoff figures of one task in docs/models.json: the mean ROC-AUC over the cutoffs of the
-    champion, the oracle, days-since-last-event and BG/NBD (``calendar_*_auc``), every scorer's mean with its
-    interval, the paired differences, and each cutoff's ROC-AUCs."""
-    if not cal or not cal["cutoffs"]:
-        return {}
-    mean = cal["mean"]
-    scorers = list(cal["cutoffs"][0]["roc_auc"])
-    out: dict[str, Any] = {
-        "calendar_models": {n: round(mean[n]["value"], 4) for n in scorers},
-        "calendar_models_ci": {n: [round(mean[n]["low"], 4), round(mean[n]["high"], 4)] for n in scorers},
-        "calendar_differences": {
-            k: {**_difference({"roc_auc": v}), "roc_auc": round(v["value"], 4)} for k, v in mean.items() if " - " in k
-        },
-        "calendar_cutoffs": [
-            {
-                "date": c["date"],
-                "users": c["users"],
-                "positive_rate": round(c["positive_rate"], 4),
-                "roc_auc": {n: round(v["value"], 4) for n, v in c["roc_auc"].items()},
-                "roc_auc_ci": {n: [round(v["low"], 4), round(v["high"], 4)] for n, v in c["roc_auc"].items()},
-            }
-            for c in cal["cutoffs"]
-        ],
-    }
-    for name, key in _CALENDAR_KEYS.items():
-        scorer = cal["champion"] if name == "champion" else name
-        if scorer in mean:
-            out[key] = round(mean[scorer]["value"], 4)
     return out
 
 
@@ -207,41 +162,6 @@ def results_markdown(
         lines.append("")
         lines += calendar_markdown(task, r.get("calendar"))
     return "\n".join(lines).rstrip()
-
-
-def _ival(c: dict[str, float], digits: int = 4, sign: str = "") -> str:
-    return f"{c['value']:{sign}.{digits}f} [{c['low']:{sign}.{digits}f}, {c['high']:{sign}.{digits}f}]"
-
-
-def calendar_markdown(task: str, cal: dict[str, Any] | None) -> list[str]:
-    """The calendar-cutoff part of one task: each scorer's mean ROC-AUC over the cutoffs with its interval and
-    its ROC-AUC at each cutoff, then the champion's paired differences against the oracle and the baselines."""
-    if not cal or not cal["cutoffs"]:
-        return []
-    cuts, mean, champion = cal["cutoffs"], cal["mean"], cal["champion"]
-    lines = [
-        f"#### {task} at calendar cutoffs",
-        "",
-        f"Every test user with an event in the prior 60 days, scored as of the cutoff's day end ({len(cuts)} "
-        f"cutoffs; users per cutoff {min(c['users'] for c in cuts):,} to {max(c['users'] for c in cuts):,}, "
-        f"positive rate {min(c['positive_rate'] for c in cuts):.3f} to {max(c['positive_rate'] for c in cuts):.3f}). "
-        "The mean's 95% interval resamples the users once for all cutoffs; each cutoff's own interval is in "
-        "docs/models.json.",
-        "",
-        "| scorer | mean ROC-AUC [95% CI] | " + " | ".join(c["date"] for c in cuts) + " |",
-        "|---|---:|" + "---:|" * len(cuts),
-    ]
-    for name in cuts[0]["roc_auc"]:
-        label = f"{name} (champion)" if name == champion else name
-        cells = " | ".join(f"{c['roc_auc'][name]['value']:.3f}" for c in cuts)
-        lines.append(f"| {label} | {_ival(mean[name])} | {cells} |")
-    lines.append("")
-    for key, d in mean.items():
-        if " - " in key:
-            noise = " (within the noise)" if d["within_noise"] else ""
-            lines.append(f"- {key}, mean ROC-AUC over the cutoffs: {_ival(d, sign='+')}{noise}.")
-    lines.append("")
-    return lines
 
 
 def write(
