@@ -1,34 +1,37 @@
 """The true label probability of a generated row: P(label | latent parameters, events up to as_of).
 
-Everything comes from the generator's own definitions (``simulation.generator``): the weekday profile, the
-session window, the funnel constants and the user's latent rates. For a row (user, as_of) the future after
-``as_of`` has three independent parts, given what the generator knows and the events seen so far:
+Everything comes from the generator's own definitions (``simulation.generator`` and ``simulation.latent``): the
+hidden active / dormant / gone process, the weekday and season factor, the session window, the funnel constants
+and the user's latent rates. For a row (user, as_of) the future after ``as_of`` has two independent parts, given
+the latent parameters and the events seen so far:
 
 1. the rest of each session still open at ``as_of`` (the session of the row's event, and any other whose last
    event is less than ``MAX_GAP_MS`` earlier): more pages with 1 + Poisson(``EXTRA_PAGES_MEAN``) pages in all,
-   a cart add after a product page, the remove and the purchase at the end;
-2. the sessions not started yet: a Poisson process whose rate on day ``d`` is ``engagement * WEEKDAY[d]``
-   spread uniformly over ``[d, d + SESSION_SPAN_MS)``, from ``as_of`` on (the rest of the day included);
-3. the departure: ``churn_ms = signup + L days`` with L geometric, so given the user is active at ``as_of``
-   it is the next such grid point, plus a geometric number of whole days. No session starts after it, nor after
-   the end of the simulation (``end_ms``), which censors labels whose horizon runs past it.
+   a cart add after a product page, the remove and the purchase at the end; a session goes on whatever the
+   hidden state does next;
+2. the sessions not started yet: on each day a Poisson number whose mean is the hidden state's rate, spread
+   uniformly over ``[d, d + SESSION_SPAN_MS)``, from ``as_of`` on (the rest of the day included), none at or
+   after the end of the simulation (``end_ms``), which censors labels whose horizon runs past it.
 
-Churn (no event in (as_of, as_of + 60 d]) is P(no open session goes on) x P(no new session before the horizon,
-the departure or the end). Purchase (a purchase in (as_of, as_of + 30 d]) is one minus P(no open session ends
-in a purchase) x P(no new purchasing session before those), new purchasing sessions being the session process
-thinned by :func:`session_purchase_probability`.
+The hidden state on as_of's day is not known: :meth:`Oracle.states` is its posterior given the sessions seen
+since the signup (a forward pass over the days, ``models.posterior``), and every probability below is averaged
+over it. Churn (no event in (as_of, as_of + 60 d]) is P(no open session goes on) x P(no new session before the
+horizon or the end). Purchase (a purchase in (as_of, as_of + 30 d]) is one minus P(no open session ends in a
+purchase) x P(no new purchasing session before those), new purchasing sessions being the session process thinned
+by :func:`session_purchase_probability`. :meth:`Oracle.clairvoyant` is told the true hidden state instead: it
+knows that a quiet user has gone, which no model can, so it is an answer, not a ceiling.
 
-Two approximations remain, both far below sampling error: the open sessions' remaining events are not cut by a
-departure in the next few minutes, and an open session other than the row's own is not conditioned on having
-been quiet since its last event.
+Two approximations remain, both far below sampling error: an open session other than the row's own is not
+conditioned on having been quiet since its last event, and a session counts from its first event, up to two
+minutes after its start (``models.posterior``).
 
 >>> from simulation import generator
 >>> users = generator.make_users(50, days=120, seed=4)
 >>> events = generator.simulate(users, days=120, seed=4)
 >>> o = Oracle(users, events, end_ms=generator.DEFAULT_START_MS + 120 * DAY_MS)
 >>> e = events[len(events) // 2]
->>> 0.0 <= o.probability("churn", e["user_id"], e["ts"]) <= 1.0
-True
+>>> 0.0 <= o.probability("churn", e["user_id"], e["ts"]) <= 1.0, o.states([e["user_id"]], [e["ts"]]).shape
+(True, (1, 3))
 """
 
 from __future__ import annotations
@@ -43,19 +46,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import poisson
 
+from core.days import DAY_MS
 from core.tasks import TASKS
-from features.state import DAY_MS
+from models import posterior
 from simulation.generator import (
     EXTRA_PAGES_MEAN,
     MAX_GAP_MS,
     PRODUCT_SHARE,
     REMOVE_RATE,
-    SESSION_SPAN_MS,
-    WEEKDAY,
     User,
-    weekday,
 )
 
+_KEY = 1 << 42  # > any ms timestamp: a session's sort key is user index * _KEY + its first event's ts
 _MAX_PAGES = 60  # Poisson(2.5) tail beyond this is below 1e-40
 _PAGES_PMF = poisson.pmf(np.arange(4 * _MAX_PAGES), EXTRA_PAGES_MEAN)  # P(N = n) = _PAGES_PMF[n - 1], N >= 1
 
@@ -130,44 +132,12 @@ def session_purchase_probability(u: User) -> float:
     return session_outcome(u, SessionState())[1]
 
 
-def _sessions_cumulative(u: User, t0: int, t_ms: np.ndarray) -> np.ndarray:
-    """Expected sessions starting in (t0, t] for each t in ``t_ms`` (all >= t0), while the user is active."""
-    day0 = t0 // DAY_MS
-    last_day = (int(t_ms.max()) + 1) // DAY_MS
-    days = np.arange(day0, last_day + 1)
-    rate = u.engagement * WEEKDAY[weekday(days)]  # sessions per day
-
-    def mass_before(t: np.ndarray) -> np.ndarray:  # expected sessions in [day0 start, t)
-        d = t // DAY_MS - day0
-        whole = np.concatenate(([0.0], np.cumsum(rate)))[d]
-        part = np.minimum(t - (t // DAY_MS) * DAY_MS, SESSION_SPAN_MS) / SESSION_SPAN_MS
-        return whole + rate[d] * part
-
-    # sessions start at whole ms; "after t0" means from t0 + 1 on
-    return mass_before(t_ms + 1) - mass_before(np.array([t0 + 1]))
-
-
-def p_no_new_session(u: User, as_of_ms: int, horizon_ms: int, end_ms: int, thinning: float = 1.0) -> float:
-    """P(no new session, thinned by ``thinning``, starts in (as_of, as_of + horizon] | active at as_of).
-
-    A session starting at or after the departure or ``end_ms`` does not happen.
-    """
-    cap = min(as_of_ms + horizon_ms, end_ms - 1)
-    if cap <= as_of_ms:
-        return 1.0
-    h = min(max(u.churn_hazard, 1e-12), 1.0)
-    first = u.signup_ms + ((as_of_ms - u.signup_ms) // DAY_MS + 1) * DAY_MS  # the next possible departure
-    departures = np.arange(first, cap + 1, DAY_MS, dtype=np.int64)  # departures that cut the window
-    # sessions start strictly before the departure: the window is (as_of, departure - 1]
-    ends = np.concatenate((departures - 1, [cap]))
-    expected = thinning * _sessions_cumulative(u, as_of_ms, ends)
-    j = np.arange(len(departures))
-    weights = np.concatenate((h * (1 - h) ** j, [(1 - h) ** len(departures)]))
-    return float(np.sum(weights * np.exp(-expected)))
-
-
 class Oracle:
-    """True label probabilities for rows of a generated history, given the users' latent parameters."""
+    """True label probabilities for rows of a generated history, given the users' latent parameters.
+
+    :meth:`probability` and :meth:`scores` see the history up to as_of only (the posterior over the hidden state);
+    :meth:`clairvoyant` and :meth:`clairvoyant_scores` are told the true state on as_of's day instead.
+    """
 
     def __init__(self, users: Sequence[User], events: Sequence[dict], end_ms: int) -> None:
         """``events``: the generator's events (``simulate``); ``end_ms``: the end of the simulated period."""
@@ -183,6 +153,31 @@ class Oracle:
         for evs in self._events.values():
             for e in evs:
                 self._session[e["session_id"]].append(e)
+        self._index = {u.user_id: i for i, u in enumerate(users)}
+        self._list = list(users)
+        self._rates = posterior.Rates(
+            np.array([u.engagement for u in users], dtype=np.float64),
+            np.array([u.dormant_share for u in users], dtype=np.float64),
+            np.array([u.signup_ms for u in users], dtype=np.int64),
+            np.full(len(users), end_ms, dtype=np.int64),
+            np.array([u.matrix() for u in users]).reshape(len(users), 3, 3),
+        )
+        # each session counts on the day of its first event: one sorted key (user index, first event) per session
+        firsts = [(self._index[evs[0]["user_id"]], evs[0]["ts"]) for evs in self._session.values()]
+        self._starts = np.sort(np.array([i * _KEY + t for i, t in firsts], dtype=np.int64))
+        self._first_day = min(u.signup_ms for u in users) // DAY_MS if users else 0
+        self._filtered: np.ndarray | None = None
+
+    def _forward(self) -> np.ndarray:
+        """P(state on each day | sessions up to its end) for every user and day: computed once."""
+        if self._filtered is None:
+            n_days = max(1, (self.end_ms - 1) // DAY_MS - self._first_day + 1)
+            user, day = self._starts // _KEY, self._starts % _KEY // DAY_MS - self._first_day
+            counts = np.zeros((len(self._list), n_days), dtype=np.int64)
+            inside = (day >= 0) & (day < n_days)
+            np.add.at(counts, (user[inside], day[inside]), 1)
+            self._filtered = posterior.forward(self._rates, counts, self._first_day)
+        return self._filtered
 
     def open_sessions(self, user_id: str, as_of_ms: int) -> list[SessionState]:
         """The states of the user's sessions that may still go on after as_of."""
@@ -193,20 +188,56 @@ class Oracle:
         recent = sorted({e["session_id"] for e in evs[lo:hi]})
         return [session_state([e for e in self._session[sid] if e["ts"] <= as_of_ms]) for sid in recent]
 
-    def probability(self, task: str, user_id: str, as_of_ms: int) -> float:
-        """P(label = 1) for the row (user, as_of)."""
-        u = self.users[user_id]
-        if as_of_ms >= u.churn_ms:  # gone: no more events
-            return 1.0 if task == "churn" else 0.0
+    def states(self, user_ids: Sequence[str], as_of_ms: Sequence[int]) -> np.ndarray:
+        """(rows, 3): P(active, dormant, gone on as_of's day | latent parameters, sessions up to as_of)."""
+        idx = np.array([self._index[u] for u in user_ids], dtype=np.int64)
+        t = np.asarray(as_of_ms, dtype=np.int64)
+        filtered = self._forward()
+        k = np.clip(t // DAY_MS - 1 - self._first_day, 0, filtered.shape[1] - 1)
+        before = filtered[idx, k]
+        # sessions of as_of's day up to as_of: first events in [day start, as_of]
+        n_today = np.searchsorted(self._starts, idx * _KEY + t, side="right") - np.searchsorted(
+            self._starts, idx * _KEY + t // DAY_MS * DAY_MS, side="left"
+        )
+        return posterior.state_at(self._rates.take(idx), before, t, n_today)
+
+    def true_states(self, user_ids: Sequence[str], as_of_ms: Sequence[int]) -> np.ndarray:
+        """(rows, 3): the generator's hidden state on as_of's day, one-hot (the clairvoyant's knowledge)."""
+        return np.eye(3)[[self.users[u].state_on(t // DAY_MS) for u, t in zip(user_ids, as_of_ms, strict=True)]]
+
+    def _given(self, task: str, user_ids: Sequence[str], as_of_ms: Sequence[int], state: np.ndarray) -> np.ndarray:
+        """P(label = 1) of each row given the distribution ``state`` of its hidden state on as_of's day."""
+        idx = np.array([self._index[u] for u in user_ids], dtype=np.int64)
+        t = np.asarray(as_of_ms, dtype=np.int64)
         horizon = TASKS[task].horizon_days * DAY_MS
-        outcomes = [session_outcome(u, s) for s in self.open_sessions(user_id, as_of_ms)]
+        outcomes = [
+            [session_outcome(self.users[u], s) for s in self.open_sessions(u, a)]
+            for u, a in zip(user_ids, t.tolist(), strict=True)
+        ]
+        rates = self._rates.take(idx)
         if task == "churn":
-            quiet = math.prod(q for q, _ in outcomes)
-            return quiet * p_no_new_session(u, as_of_ms, horizon, self.end_ms)
-        no_buy = math.prod(1 - b for _, b in outcomes)
-        q = session_purchase_probability(u)
-        return 1.0 - no_buy * p_no_new_session(u, as_of_ms, horizon, self.end_ms, thinning=q)
+            quiet = np.array([math.prod(q for q, _ in o) for o in outcomes])
+            return quiet * np.sum(state * posterior.p_no_session(rates, t, horizon), axis=1)
+        no_buy = np.array([math.prod(1 - b for _, b in o) for o in outcomes])
+        q = np.array([session_purchase_probability(self._list[i]) for i in idx.tolist()])
+        return 1.0 - no_buy * np.sum(state * posterior.p_no_session(rates, t, horizon, thinning=q), axis=1)
 
     def scores(self, task: str, user_ids: Sequence[str], as_of_ms: Sequence[int]) -> np.ndarray:
-        """:meth:`probability` for each row."""
-        return np.array([self.probability(task, u, t) for u, t in zip(user_ids, as_of_ms, strict=True)])
+        """P(label = 1 | latent parameters, history up to as_of) for each row (user, as_of)."""
+        if not len(user_ids):
+            return np.zeros(0)
+        return self._given(task, user_ids, as_of_ms, self.states(user_ids, as_of_ms))
+
+    def clairvoyant_scores(self, task: str, user_ids: Sequence[str], as_of_ms: Sequence[int]) -> np.ndarray:
+        """P(label = 1 | latent parameters, open sessions, the true hidden state on as_of's day) for each row."""
+        if not len(user_ids):
+            return np.zeros(0)
+        return self._given(task, user_ids, as_of_ms, self.true_states(user_ids, as_of_ms))
+
+    def probability(self, task: str, user_id: str, as_of_ms: int) -> float:
+        """P(label = 1) for the row (user, as_of), from the history up to as_of."""
+        return float(self.scores(task, [user_id], [as_of_ms])[0])
+
+    def clairvoyant(self, task: str, user_id: str, as_of_ms: int) -> float:
+        """P(label = 1) for the row (user, as_of) told the user's true hidden state: an answer, not a ceiling."""
+        return float(self.clairvoyant_scores(task, [user_id], [as_of_ms])[0])

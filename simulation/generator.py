@@ -1,13 +1,15 @@
-"""Realistic page-view / cart / purchase streams from latent per-user parameters, with injected faults.
+"""Realistic page-view / cart / purchase streams from latent per-user parameters.
 
-Each user has an engagement rate (sessions per day), a churn hazard (chance per day of leaving for good), a
-purchase propensity and a cart rate, all driven by one latent "customer value" factor plus individual noise;
-a shared weekday profile scales the sessions, and sessions walk a view -> product view -> cart -> purchase
-funnel.
-The latent parameters are kept, so the true label probabilities can be computed for any (user, as_of).
+Each user has an engagement rate (sessions per day while active), a purchase propensity, a cart rate and the
+rates of a hidden day-by-day process (``simulation.latent``): active, dormant (silent, often for longer than the
+60-day churn horizon, then back) or gone for good. One latent "customer value" factor plus wide individual noise
+drives them all, so the mix runs from near-daily visitors to a visit a month; a weekday and a yearly season
+profile scale the sessions, and sessions walk a view -> product view -> cart -> purchase funnel. As in real
+shops, a quiet user may be dormant or gone: silence is evidence, not proof. The latent parameters and the hidden
+path are kept, so the true label probabilities can be computed for any (user, as_of) (``models.oracle``).
 
-``arrivals`` turns the events into the records a broker would see: some delayed (out of order), some sent twice
-(producer retries), and some malformed, one of each DLQ reason in turn.
+``arrivals`` (``simulation.faults``) turns the events into the records a broker would see: some delayed (out of
+order), some sent twice (producer retries), and some malformed, one of each DLQ reason in turn.
 
 >>> users = make_users(3, days=30, seed=1)
 >>> events = simulate(users, days=30, seed=1)
@@ -18,19 +20,27 @@ True
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import orjson
 
 from core.days import DAY_MS
+from simulation import latent
+from simulation.faults import MALFORMED_KINDS, TOPIC_OF, Record, arrivals, malformed_record, write_jsonl
 
-TOPIC_OF = {"page_view": "page_views", "cart": "cart_events", "purchase": "purchases"}
 CATEGORIES = ("books", "electronics", "home", "fashion", "toys", "grocery", "beauty", "sports")
-WEEKDAY = np.array([1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.25])  # Monday .. Sunday
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+# The medians of the users' hidden-process rates (each user's own are spread around them, see ``make_users``)
+ENGAGEMENT_MEDIAN = 0.42  # sessions per day while active, at activity 1
+ENGAGEMENT_SPREAD = 0.75  # the log-normal spread of engagement beyond what the customer value explains
+CHURN_HAZARD = 0.004  # chance per day of an active user leaving for good
+DORMANCY = 0.035  # chance per day of an active user falling dormant
+WAKE = 0.015  # chance per day of a dormant user becoming active again
+DORMANT_HAZARD = 0.005  # chance per day of a dormant user leaving for good
+DORMANT_SHARE = 0.0  # a dormant user's session rate as a share of their active one (0: dormant is silent)
+PROPENSITY_LOGIT = 0.0  # the median user's purchase propensity, as a logit
+CART_LOGIT = -1.4  # the median user's cart rate, as a logit
+WEEKDAY, weekday = latent.WEEKDAY, latent.weekday
 
 # The session funnel, in the order ``_user_events`` walks it; models/oracle.py derives the true label
 # probabilities from these same names, so a change here changes both.
@@ -45,57 +55,92 @@ PURCHASE_GAP_MS = (10_000, 300_000)  # before the purchase
 MAX_GAP_MS = max(PAGE_GAP_MS[1], CART_GAP_MS[1], PURCHASE_GAP_MS[1])
 
 
-def weekday(day: int | np.ndarray) -> int | np.ndarray:
-    """Monday = 0 .. Sunday = 6 of a day number since the epoch (1970-01-01 was a Thursday)."""
-    return (day + 3) % 7
-
-
 @dataclass(frozen=True)
 class User:
     user_id: str
     signup_ms: int
-    engagement: float  # sessions per day while active
-    churn_hazard: float  # chance per day of leaving for good
+    engagement: float  # sessions per day while active (before the weekday and the season)
+    churn_hazard: float  # chance per day of an active user leaving for good
     purchase_propensity: float  # chance that a session with a filled cart ends in a purchase
     cart_rate: float  # chance that a product view adds to cart
-    churn_ms: int  # when the user leaves (drawn from the hazard); may lie beyond the simulated period
+    churn_ms: int  # the start of the user's first gone day; may lie beyond the simulated period
+    dormancy: float = 0.0  # chance per day of an active user falling dormant
+    wake: float = 0.0  # chance per day of a dormant user becoming active again
+    dormant_hazard: float = 0.0  # chance per day of a dormant user leaving for good
+    dormant_share: float = 0.0  # a dormant user's session rate, as a share of the active rate
+    path: str = ""  # the hidden state (``latent.STATES``) of each day from the signup day on; "" : always active
+
+    def matrix(self) -> np.ndarray:
+        """The user's day-to-day transition matrix over (active, dormant, gone)."""
+        return latent.transitions(self.dormancy, self.wake, self.churn_hazard, self.dormant_hazard)
+
+    def state_on(self, day: int) -> int:
+        """The hidden state on UTC ``day`` (days since the epoch): gone beyond the drawn path."""
+        i = day - self.signup_ms // DAY_MS
+        if not self.path:
+            return latent.ACTIVE if self.signup_ms // DAY_MS <= day < self.churn_ms // DAY_MS else latent.GONE
+        return latent.STATES.index(self.path[i]) if 0 <= i < len(self.path) else latent.GONE
 
 
 def make_users(
     n: int, days: int, seed: int = 0, start_ms: int = DEFAULT_START_MS, prefix: str = "user", activity: float = 1.0
 ) -> list[User]:
-    """``n`` users who sign up during the first 70% of ``days``.
+    """``n`` users who sign up during the first 70% of ``days``, each with a hidden state path up to the end.
 
-    One latent "customer value" factor ``z`` drives all four rates, as in real shops: engaged users visit more,
-    add to cart more, buy more and leave less. Each rate also has its own noise, so users with the same ``z``
-    still differ. ``activity`` scales every user's sessions per day (0.5: half the traffic).
+    One latent "customer value" factor ``z`` drives the rates, as in real shops: engaged users visit more, add to
+    cart more, buy more, doze off less often and leave less. Each rate also has its own, wide noise, so users
+    with the same ``z`` still differ and the mix runs from daily visitors to a visit a month. ``activity`` scales
+    every user's sessions per day (0.5: half the traffic).
 
     >>> u = make_users(1000, days=100, seed=3)
-    >>> 0.4 < sum(x.engagement for x in u) / 1000 < 0.7, 0.01 < sum(x.churn_hazard for x in u) / 1000 < 0.04
+    >>> 0.3 < sum(x.engagement for x in u) / 1000 < 0.9, 0.002 < sum(x.churn_hazard for x in u) / 1000 < 0.02
     (True, True)
+    >>> all(x.path[0] == "A" and len(x.path) == 100 - (x.signup_ms - DEFAULT_START_MS) // DAY_MS for x in u)
+    True
     """
     rng = np.random.default_rng(seed)
     signup = start_ms + (rng.random(n) * days * 0.7 * DAY_MS).astype(np.int64)
     z = rng.standard_normal(n)
-    noise = rng.standard_normal((4, n))
-    engagement = 0.5 * activity * np.exp(0.6 * z + 0.15 * noise[0])
-    hazard = np.clip(0.02 * np.exp(-0.8 * z + 0.15 * noise[1]), 1e-4, 0.5)
-    propensity = 1 / (1 + np.exp(0.8 - 0.6 * z - 0.2 * noise[2]))
-    cart_rate = 1 / (1 + np.exp(1.9 - 0.4 * z - 0.2 * noise[3]))
-    lifetime_days = rng.geometric(hazard)
-    churn = signup + lifetime_days * DAY_MS
-    return [
-        User(
-            f"{prefix}-{i}",
-            int(signup[i]),
-            float(engagement[i]),
-            float(hazard[i]),
-            float(propensity[i]),
-            float(cart_rate[i]),
-            int(churn[i]),
+    noise = rng.standard_normal((8, n))
+    engagement = ENGAGEMENT_MEDIAN * activity * np.exp(0.6 * z + ENGAGEMENT_SPREAD * noise[0])
+    hazard = np.clip(CHURN_HAZARD * np.exp(-0.6 * z + 0.4 * noise[1]), 1e-4, 0.2)
+    propensity = 1 / (1 + np.exp(-PROPENSITY_LOGIT - 0.6 * z - 0.2 * noise[2]))
+    cart_rate = 1 / (1 + np.exp(-CART_LOGIT - 0.4 * z - 0.2 * noise[3]))
+    dormancy = np.clip(DORMANCY * np.exp(-0.4 * z + 0.5 * noise[4]), 1e-4, 0.3)
+    wake = np.clip(WAKE * np.exp(0.3 * z + 0.5 * noise[5]), 1e-4, 0.3)
+    dormant_hazard = np.clip(DORMANT_HAZARD * np.exp(-0.4 * z + 0.4 * noise[6]), 1e-4, 0.2)
+    dormant_share = DORMANT_SHARE * np.exp(0.5 * noise[7]).clip(0, 4)
+    end_day = (start_ms + days * DAY_MS - 1) // DAY_MS
+    users = []
+    for i in range(n):
+        day0 = int(signup[i]) // DAY_MS
+        m = latent.transitions(float(dormancy[i]), float(wake[i]), float(hazard[i]), float(dormant_hazard[i]))
+        path = latent.draw_path(m, end_day - day0 + 1, rng)
+        gone = path.find("G")
+        churn = (day0 + (gone if gone >= 0 else len(path) + 1)) * DAY_MS
+        users.append(
+            User(
+                f"{prefix}-{i}",
+                int(signup[i]),
+                float(engagement[i]),
+                float(hazard[i]),
+                float(propensity[i]),
+                float(cart_rate[i]),
+                churn,
+                float(dormancy[i]),
+                float(wake[i]),
+                float(dormant_hazard[i]),
+                float(dormant_share[i]),
+                path,
+            )
         )
-        for i in range(n)
-    ]
+    return users
+
+
+def session_rates(u: User, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(active rate, dormant rate): the expected sessions on each of ``days`` (since the epoch) in either state."""
+    active = u.engagement * latent.day_factor(days)
+    return active, active * u.dormant_share
 
 
 def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
@@ -106,12 +151,16 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
         """The fields every event carries."""
         return {"type": kind, "event_id": f"{u.user_id}-{seq}", "user_id": u.user_id, "ts": t, "session_id": session}
 
-    day_ms = u.signup_ms - u.signup_ms % DAY_MS
-    stop = min(u.churn_ms, end_ms)
-    while day_ms < stop:
-        for _ in range(rng.poisson(u.engagement * WEEKDAY[weekday(day_ms // DAY_MS)])):
+    day0 = u.signup_ms // DAY_MS
+    days = np.arange(day0, max(day0, (end_ms - 1) // DAY_MS + 1))
+    state = np.array([u.state_on(int(d)) for d in days], dtype=np.int8)
+    active, dormant = session_rates(u, days)
+    counts = rng.poisson(np.where(state == latent.ACTIVE, active, np.where(state == latent.DORMANT, dormant, 0.0)))
+    for day, count in zip(days[counts > 0].tolist(), counts[counts > 0].tolist(), strict=True):
+        day_ms = day * DAY_MS
+        for _ in range(count):
             t = day_ms + int(rng.integers(0, SESSION_SPAN_MS))
-            if t < u.signup_ms or t >= stop:
+            if t < u.signup_ms or t >= end_ms:
                 continue
             session = f"{u.user_id}-s{seq}"
             cart: list[tuple[str, str, float]] = []
@@ -179,8 +228,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                         "items": items,
                     }
                 )
-        day_ms += DAY_MS
-    return [e for e in events if e["ts"] < stop]
+    return [e for e in events if e["ts"] < end_ms]
 
 
 def simulate(users: list[User], days: int, seed: int = 0, start_ms: int = DEFAULT_START_MS) -> list[dict]:
@@ -192,115 +240,19 @@ def simulate(users: list[User], days: int, seed: int = 0, start_ms: int = DEFAUL
     return events
 
 
-@dataclass(frozen=True)
-class Record:
-    """One record as the broker sees it."""
-
-    topic: str
-    key: bytes
-    value: bytes
-    malformed: str = ""  # the DLQ reason this record was built to trigger, if any
-
-
-MALFORMED_KINDS = (
-    "invalid_json",
-    "invalid_type",
-    "missing_user_id",
-    "invalid_user_id",
-    "missing_ts",
-    "invalid_ts",
-    "ts_in_future",
-    "invalid_amount",
-    "invalid_quantity",
-    "unknown_action",
-    "payload_too_large",
-    "too_late",
-)
-
-
-def malformed_record(kind: str, template: dict, now_ms: int) -> Record:
-    """A record that the worker must send to the DLQ with reason ``kind``."""
-    e = dict(template)
-    e["event_id"] = f"bad-{kind}-{template['event_id']}"
-    topic = TOPIC_OF[e["type"]]
-    if kind == "invalid_json":
-        return Record(topic, e["user_id"].encode(), b'{"event_id": "x", "user_id": ', kind)
-    if kind == "invalid_type":
-        e["user_id"] = 12345
-    elif kind == "missing_user_id":
-        e["user_id"] = ""
-    elif kind == "invalid_user_id":
-        e["user_id"] = "u" * 300
-    elif kind == "missing_ts":
-        del e["ts"]
-    elif kind == "invalid_ts":
-        e["ts"] = "yesterday at noon"
-    elif kind == "ts_in_future":
-        e["ts"] = now_ms + 3 * DAY_MS
-    elif kind == "too_late":  # valid, but 70 days older than the event just sent for this user
-        e["ts"] = max(0, template["ts"] - 70 * DAY_MS)
-    elif kind == "payload_too_large":
-        e["padding"] = "x" * (65 * 1024)
-    elif kind in ("invalid_amount", "invalid_quantity", "unknown_action"):
-        topic = "cart_events"
-        e = {
-            "type": "cart",
-            "event_id": e["event_id"],
-            "user_id": template["user_id"],
-            "ts": template["ts"],
-            "action": "add",
-            "product_id": "p1",
-            "category": "books",
-            "quantity": 1,
-            "price": 9.5,
-        }
-        if kind == "invalid_amount":
-            e["price"] = -3.0
-        elif kind == "invalid_quantity":
-            e["quantity"] = 0
-        else:
-            e["action"] = "wishlist"
-    return Record(topic, str(template["user_id"]).encode(), orjson.dumps(e), kind)
-
-
-def arrivals(
-    events: list[dict],
-    seed: int = 0,
-    out_of_order: float = 0.0,
-    max_delay_ms: int = 6 * 3_600_000,
-    duplicates: float = 0.0,
-    malformed: float = 0.0,
-    now_ms: int | None = None,
-) -> list[Record]:
-    """The records in the order a broker receives them, with the requested fault rates."""
-    rng = np.random.default_rng(seed + 2)
-    n = len(events)
-    delay = np.where(rng.random(n) < out_of_order, rng.integers(1, max_delay_ms, n), 0)
-    order = np.argsort(np.array([e["ts"] for e in events], dtype=np.int64) + delay, kind="stable")
-    # "the future" is relative to the broker's clock when the records are produced: the wall clock
-    now_ms = now_ms if now_ms is not None else max(int(time.time() * 1000), events[-1]["ts"] if events else 0)
-    dup = rng.random(n) < duplicates
-    bad = rng.random(n) < malformed
-    out: list[Record] = []
-    bad_i = 0
-    for i in order:
-        e = events[i]
-        rec = Record(TOPIC_OF[e["type"]], e["user_id"].encode(), orjson.dumps(e))
-        out.append(rec)
-        if dup[i]:
-            out.append(rec)
-        if bad[i]:
-            out.append(malformed_record(MALFORMED_KINDS[bad_i % len(MALFORMED_KINDS)], e, now_ms))
-            bad_i += 1
-    return out
-
-
-def write_jsonl(records: list[Record], path: Path) -> None:
-    """Records as JSONL, one value per line (malformed ones as they are, newlines escaped)."""
-    with open(path, "wb") as f:
-        for r in records:
-            f.write(r.value.replace(b"\n", b"\\n") + b"\n")
-
-
 def latent_table(users: list[User]) -> list[dict]:
     return [json.loads(json.dumps(u.__dict__)) for u in users]
+
+
+__all__ = [
+    "MALFORMED_KINDS",
+    "TOPIC_OF",
+    "Record",
+    "User",
+    "arrivals",
+    "latent_table",
+    "make_users",
+    "malformed_record",
+    "simulate",
+    "write_jsonl",
+]

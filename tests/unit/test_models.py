@@ -117,8 +117,8 @@ def history():  # type: ignore[no-untyped-def]
     from features import offline
     from simulation import generator
 
-    users = generator.make_users(300, days=200, seed=5)
-    events = generator.simulate(users, days=200, seed=5)
+    users = generator.make_users(300, days=200, seed=7)
+    events = generator.simulate(users, days=200, seed=7)
     return offline.accept((e["type"], orjson.dumps(e)) for e in events)
 
 
