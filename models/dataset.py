@@ -1,14 +1,17 @@
-"""Point-in-time data sets: features as of sampled events, labels only from after as_of.
+"""Point-in-time data sets: features as of sampled events and calendar days, labels only from after as_of.
 
-Rows are taken at event times, because the stream scores users right after their events, and each row's
-features come from the same fold and the same feature function as the stream. Users are split by a hash of
-their id into training (half), validation and test (a quarter each), so no user is in two sets; the champion is
-picked on validation and judged on test. All three use the as_of points from the first week's end to the last
-day whose labels are complete (the generator is stationary; a time split as well would cost most of the
-evaluation users, and with them the precision of every test figure).
+Rows are taken at event times, because the stream scores users right after their events, and on the calendar
+grid (``models/calendar.py``): the end of each day on which the stream rescores a user who has not acted, up to
+the lapse row 60 days after their last event. One model per task serves both paths, so it learns what silence
+means. Each row's features come from the same fold and the same feature function as the stream. Users are
+split by a hash of their id into training (half), validation and test (a quarter each), so no user is in two
+sets; the champion is picked on validation and judged on test. All three use the as_of points from the first
+week's end to the last day whose labels are complete (a time split as well would cost most of the evaluation
+users, and with them the precision of every test figure).
 
-Which events become rows depends only on a random draw per event, never on what follows it: each event is a
-row with one fixed probability per split. Choosing, say, 12 of each user's events instead would favour the
+Which rows are kept depends only on a random draw per event, and per scored day, never on what follows: each
+event is a row with one fixed probability per split, and so is each day the user is scored on (one draw per
+day, in the user's own seeded sequence). Choosing, say, 12 of each user's events instead would favour the
 events of users with few events after them, i.e. of users about to leave, and the rows' labels would no longer
 follow P(label | history): the oracle (``models/oracle.py``) was miscalibrated on such rows.
 """
@@ -22,12 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.days import day_end
 from core.tasks import TASKS, label
 from features.compute import FEATURE_NAMES, features
 from features.offline import Accepted
 from features.state import DAY_MS, UserState, apply
+from models.calendar import grid_rows, scored_days
 
 EVAL_ROWS_FACTOR = 4  # validation and test take this many times the training rows per user
+GRID_ROWS_FACTOR = 2  # calendar-grid rows per event-time row, about: silence takes more rows to learn than activity
 
 
 @dataclass
@@ -36,6 +42,14 @@ class Split:
     y: np.ndarray
     users: list[str] = field(default_factory=list)
     as_of: list[int] = field(default_factory=list)
+    trigger: list[str] = field(default_factory=list)  # "event" or "time" (a calendar-grid row)
+
+    def only(self, trigger: str) -> Split:
+        """The rows of one trigger."""
+        keep = np.array([t == trigger for t in self.trigger], dtype=bool).reshape(len(self.trigger))
+        users = [u for u, k in zip(self.users, keep, strict=True) if k]
+        as_of = [t for t, k in zip(self.as_of, keep, strict=True) if k]
+        return Split(self.X[keep], self.y[keep], users, as_of, [trigger] * len(users))
 
 
 @dataclass
@@ -79,6 +93,23 @@ def _rows(
             yield user, e.ts_ms, features(state, e.ts_ms)
 
 
+def _grid(
+    accepted: Accepted, users: Iterable[str], lo_ms: int, hi_ms: int, rate: float, seed: int
+) -> Iterator[tuple[str, int, dict]]:
+    """(user, as_of, features) at the end of each day in [lo_ms, hi_ms] the user is scored on, kept by a draw of
+    probability ``rate``."""
+    for user in sorted(users):
+        rng = random.Random(f"{seed}:grid:{user}")
+        for day, state in grid_rows(accepted[user], lo_ms, hi_ms, rate, rng):
+            yield user, day_end(day), features(state, day_end(day))
+
+
+def _grid_rate(accepted: Accepted, users: list[str], lo: int, hi: int, per_user: float) -> float:
+    """One probability per scored day for all ``users``: about ``per_user`` grid rows per user with such days."""
+    counts = [scored_days(accepted[u], lo, hi) for u in users]
+    return min(1.0, per_user * sum(n > 0 for n in counts) / max(1, sum(counts)))
+
+
 def _rate(accepted: Accepted, users: list[str], lo: int, hi: int, per_user: float) -> float:
     """One row probability for all ``users``: about ``per_user`` rows per user with events in [lo, hi].
 
@@ -89,9 +120,13 @@ def _rate(accepted: Accepted, users: list[str], lo: int, hi: int, per_user: floa
     return min(1.0, per_user * sum(n > 0 for n in counts) / max(1, sum(counts)))
 
 
-def build(accepted: Accepted, task: str, per_user: int = 12, seed: int = 0) -> TrainingSet:
-    """Rows at as_of in [first day + 7, last day - 60 days] (the same for both tasks): about ``per_user`` per
-    training user, ``EVAL_ROWS_FACTOR`` times as many per validation and test user."""
+def build(
+    accepted: Accepted, task: str, per_user: int = 12, seed: int = 0, grid_per_user: float | None = None
+) -> TrainingSet:
+    """Rows at as_of in [first day + 7, last day - 60 days] (the same for both tasks): about ``per_user`` event rows
+    and ``grid_per_user`` (default: ``GRID_ROWS_FACTOR * per_user``) calendar-grid rows per training user,
+    ``EVAL_ROWS_FACTOR`` times as many per validation and test user."""
+    grid_per_user = GRID_ROWS_FACTOR * per_user if grid_per_user is None else grid_per_user
     first = min(e.ts_ms for evs in accepted.values() for e in evs)
     last = max(e.ts_ms for evs in accepted.values() for e in evs)
     lo, hi = first + 7 * DAY_MS, last - TASKS["churn"].horizon_days * DAY_MS
@@ -102,20 +137,24 @@ def build(accepted: Accepted, task: str, per_user: int = 12, seed: int = 0) -> T
         group[user_split(user, seed)].append(user)
     ts_cache = {u: [e.ts_ms for e in evs] for u, evs in accepted.items()}
 
-    def split(users: list[str], rows_per_user: float, s: int) -> Split:
-        rate = _rate(accepted, users, lo, hi, rows_per_user)
-        out_users, as_of, X, y = [], [], [], []
-        for user, t, f in _rows(accepted, users, lo, hi, rate, s):
-            out_users.append(user)
-            as_of.append(t)
-            X.append([f[n] for n in FEATURE_NAMES])
-            y.append(label(task, accepted[user], t, ts_cache[user]))
+    def split(users: list[str], factor: int, s: int) -> Split:
+        rate = _rate(accepted, users, lo, hi, per_user * factor)
+        at_events = _rows(accepted, users, lo, hi, rate, s)
+        on_grid = _grid(accepted, users, lo, hi, _grid_rate(accepted, users, lo, hi, grid_per_user * factor), s)
+        out_users, as_of, trigger, X, y = [], [], [], [], []
+        for kind, rows in (("event", at_events), ("time", on_grid)):
+            for user, t, f in rows:
+                out_users.append(user)
+                as_of.append(t)
+                trigger.append(kind)
+                X.append([f[n] for n in FEATURE_NAMES])
+                y.append(label(task, accepted[user], t, ts_cache[user]))
         X_arr = np.asarray(X, dtype=np.float64).reshape(len(X), len(FEATURE_NAMES))
-        return Split(X_arr, np.asarray(y, dtype=np.int8), out_users, as_of)
+        return Split(X_arr, np.asarray(y, dtype=np.int8), out_users, as_of, trigger)
 
-    train = split(group["train"], per_user, seed)
-    validation = split(group["validation"], per_user * EVAL_ROWS_FACTOR, seed + 1)
-    test = split(group["test"], per_user * EVAL_ROWS_FACTOR, seed + 2)
+    train = split(group["train"], 1, seed)
+    validation = split(group["validation"], EVAL_ROWS_FACTOR, seed + 1)
+    test = split(group["test"], EVAL_ROWS_FACTOR, seed + 2)
     digest = hashlib.sha256()
     for arr in (train.X, train.y, validation.X, validation.y, test.X, test.y):
         digest.update(np.ascontiguousarray(arr).tobytes())

@@ -79,6 +79,15 @@ def _metrics(p: np.ndarray, y: np.ndarray, w: np.ndarray, order: np.ndarray, tie
     }
 
 
+def _interval(value: float, samples: np.ndarray) -> dict[str, float]:
+    """``value`` with the ``CONFIDENCE`` percentile interval of the finite ``samples`` (NaN without any)."""
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return {"value": value, "low": float("nan"), "high": float("nan")}
+    lo_q, hi_q = (1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2
+    return {"value": value, "low": float(np.quantile(samples, lo_q)), "high": float(np.quantile(samples, hi_q))}
+
+
 def bootstrap(
     scores: Mapping[str, np.ndarray],
     y: np.ndarray,
@@ -110,12 +119,7 @@ def bootstrap(
         w = times_drawn[g].astype(np.float64)
         for name, (p, o, t) in prep.items():
             draws[name].append(_metrics(p, y, w, o, t))
-    lo_q, hi_q = (1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2
-
-    def interval(value: float, samples: np.ndarray) -> dict[str, float]:
-        samples = samples[np.isfinite(samples)]
-        return {"value": value, "low": float(np.quantile(samples, lo_q)), "high": float(np.quantile(samples, hi_q))}
-
+    interval = _interval
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name in prep:
         out[name] = {m: interval(point[name][m], np.array([d[m] for d in draws[name]])) for m in point[name]}
@@ -130,3 +134,61 @@ def bootstrap(
         diff["roc_auc"] = {**auc, "within_noise": float(auc["low"] <= 0 <= auc["high"])}
         out[f"{a} - {b}"] = diff
     return out
+
+
+def bootstrap_mean(
+    cuts: Sequence[tuple[Mapping[str, np.ndarray], np.ndarray, Sequence[Any]]],
+    resamples: int = 400,
+    seed: int = 0,
+    pairs: Sequence[tuple[str, str]] = (),
+) -> dict[str, dict[str, float]]:
+    """The mean ROC-AUC over several cutoffs, each (scores, y, users), with a ``CONFIDENCE`` interval from
+    resampling the users once for all cutoffs (a user drawn twice counts twice at every cutoff), as the cutoffs
+    share users. ``pairs`` (a, b) get the paired interval of the difference of the means and ``within_noise``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> cuts = []
+    >>> for _ in range(3):
+    ...     p = rng.random(500); y = (rng.random(500) < p).astype(np.int8)
+    ...     cuts.append(({"p": p, "flat": np.full(500, 0.3)}, y, [f"u{i}" for i in range(500)]))
+    >>> out = bootstrap_mean(cuts, resamples=100, pairs=[("p", "flat")])
+    >>> out["p"]["low"] > 0.6, out["flat"]["value"], out["p - flat"]["within_noise"]
+    (True, 0.5, 0.0)
+    """
+    if not cuts:
+        return {}
+    users = np.unique(np.concatenate([np.asarray(g, dtype=object) for _, _, g in cuts]).astype(str))
+    prepared = []
+    for scores, y, groups in cuts:
+        codes = np.searchsorted(users, np.asarray(groups, dtype=object).astype(str))
+        per = {}
+        for name, p in scores.items():
+            p = np.asarray(p, dtype=np.float64)
+            order = np.argsort(p, kind="stable")
+            tie = np.concatenate(([0], np.cumsum(np.diff(p[order]) != 0)))
+            per[name] = (order, tie, p[order])
+        prepared.append((per, np.asarray(y, dtype=np.float64), codes))
+    names = list(cuts[0][0]) if cuts else []
+
+    def means(times_drawn: np.ndarray) -> dict[str, float]:
+        out = {}
+        for name in names:
+            aucs = []
+            for per, y, codes in prepared:
+                order, tie, p_sorted = per[name]
+                w = times_drawn[codes].astype(np.float64)
+                aucs.append(_auc(p_sorted, tie, y[order], w[order]))
+            out[name] = float(np.nanmean(aucs))
+        return out
+
+    point = means(np.ones(len(users), dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    draws = [
+        means(np.bincount(rng.integers(0, len(users), len(users)), minlength=len(users))) for _ in range(resamples)
+    ]
+    interval = _interval
+    result = {name: interval(point[name], np.array([d[name] for d in draws])) for name in names}
+    for a, b in pairs:
+        diff = interval(point[a] - point[b], np.array([d[a] - d[b] for d in draws]))
+        result[f"{a} - {b}"] = {**diff, "within_noise": float(diff["low"] <= 0 <= diff["high"])}
+    return result

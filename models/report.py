@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from models.calendar_report import calendar_markdown, calendar_summary, difference
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 START, END = "<!-- models:results -->", "<!-- /models:results -->"
 
@@ -44,15 +46,6 @@ def _ci(m: dict[str, Any], metric: str = "roc_auc") -> list[float]:
     return [round(c["low"], 4), round(c["high"], 4)]
 
 
-def _difference(d: dict[str, Any]) -> dict[str, Any]:
-    auc = d["roc_auc"]
-    return {
-        "roc_auc": round(auc["value"], 4),
-        "ci": [round(auc["low"], 4), round(auc["high"], 4)],
-        "within_noise": bool(auc["within_noise"]),
-    }
-
-
 def summary(
     reports: dict[str, dict[str, Any]], run: dict[str, Any], progressive: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -79,14 +72,16 @@ def summary(
         if runner_up:
             t["champion_minus_runner_up"] = {
                 "runner_up": runner_up,
-                **_difference(r["differences"][f"{champion} - {runner_up}"]),
+                **difference(r["differences"][f"{champion} - {runner_up}"]),
             }
         if "oracle" in r:
             t["oracle_auc_ci"] = _ci(r["oracle"])
             t["oracle_brier"] = round(r["oracle"]["brier"], 5)
-            t["oracle_minus_champion"] = _difference(r["differences"][f"oracle - {champion}"])
+            t["oracle_minus_champion"] = difference(r["differences"][f"oracle - {champion}"])
         if pv:
             t["progressive_champion_auc"] = round(pv["champion"]["roc_auc"], 4)
+        t["time_rows"] = {s: r.get(f"{s}_time_rows", 0) for s in ("train", "validation")}
+        t.update(calendar_summary(r.get("calendar")))
         out[task] = t
     return out
 
@@ -165,6 +160,7 @@ def results_markdown(
                 "same snapshots."
             )
         lines.append("")
+        lines += calendar_markdown(task, r.get("calendar"))
     return "\n".join(lines).rstrip()
 
 

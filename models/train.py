@@ -1,6 +1,9 @@
 """Training: point-in-time sets, four models per task, metrics and latency, registry and champion.
 
-The champion is the best ROC-AUC on the validation users; the test users only measure. Test figures come with
+Training and validation rows are taken at event times and on the calendar grid (``models/dataset.py``), so one
+model per task serves the event path and the time path. The champion is the best ROC-AUC on the validation
+users (both kinds of rows); the test users only measure: at event times as before, and at calendar cutoffs
+(``models/cutoffs.py``) next to days-since-last-event alone and, for purchase, BG/NBD. Test figures come with
 95% bootstrap intervals over test users (``models/evaluate.py``), and the champion's lead over the runner-up
 and the oracle's over the champion with paired intervals, so a difference inside the noise says so.
 """
@@ -18,7 +21,7 @@ import orjson
 
 from core.tasks import TASKS
 from features.offline import Accepted
-from models import dataset
+from models import cutoffs, dataset
 from models.evaluate import bootstrap
 from models.metrics import quality
 from models.pretrained import MODEL_NAMES, create
@@ -54,14 +57,17 @@ def train_task(
     progress: Progress = lambda _m: None,
     oracle: Callable[[list[str], list[int]], np.ndarray] | None = None,
     resamples: int = 400,
+    calendar: list[cutoffs.Cutoff] | None = None,
+    grid_per_user: float | None = None,
 ) -> dict[str, Any]:
     """Train every model for ``task``, register each version, promote the best validation AUC. Returns a report.
 
     ``oracle``: the true probabilities of (users, as_of) rows, when known (simulated data); ``resamples``: bootstrap
-    resamples of the test users.
+    resamples of the test users; ``calendar``: the test users' rows at the calendar cutoffs (built when not given).
     """
     progress(f"{task}: building the point-in-time data sets")
-    ts = dataset.build(accepted, task, per_user=per_user, seed=seed)
+    ts = dataset.build(accepted, task, per_user=per_user, seed=seed, grid_per_user=grid_per_user)
+    test = ts.test.only("event")  # the event-time test figures, as before the calendar rows
     report: dict[str, Any] = {
         "task": task,
         "horizon_days": TASKS[task].horizon_days,
@@ -72,21 +78,25 @@ def train_task(
     for name, part in (("train", ts.train), ("validation", ts.validation), ("test", ts.test)):
         report[f"{name}_rows"] = len(part.y)
         report[f"{name}_users"] = len(set(part.users))
-        report[f"{name}_positive_rate"] = float(part.y.mean()) if len(part.y) else float("nan")
+        report[f"{name}_time_rows"] = sum(t == "time" for t in part.trigger)
+    report["test_rows"], report["test_users"] = len(test.y), len(set(test.users))
+    report["test_positive_rate"] = float(test.y.mean()) if len(test.y) else float("nan")
     test_scores: dict[str, np.ndarray] = {}
     if oracle is not None:
-        test_scores["oracle"] = oracle(ts.test.users, ts.test.as_of)
-        report["oracle"] = quality(ts.test.y, test_scores["oracle"])
+        test_scores["oracle"] = oracle(test.users, test.as_of)
+        report["oracle"] = quality(test.y, test_scores["oracle"])
     refs: dict[str, ModelRef] = {}
+    fitted: dict[str, ScoringModel] = {}
     for name in models:
         progress(f"{task}: training {name} on {len(ts.train.y):,} rows")
         t = time.perf_counter()
         model = create(name, seed).fit(ts.train.X, ts.train.y)
         fit_s = time.perf_counter() - t
-        test_scores[name] = model.predict_proba_many(ts.test.X)
-        metrics: dict[str, Any] = quality(ts.test.y, test_scores[name])
+        fitted[name] = model
+        test_scores[name] = model.predict_proba_many(test.X)
+        metrics: dict[str, Any] = quality(test.y, test_scores[name])
         metrics["validation_roc_auc"] = quality(ts.validation.y, model.predict_proba_many(ts.validation.X))["roc_auc"]
-        metrics.update(latency_us(model, ts.test.X))
+        metrics.update(latency_us(model, test.X))
         metrics["fit_seconds"] = fit_s
         ref = registry.save(
             task,
@@ -107,17 +117,23 @@ def train_task(
     registry.promote(refs[best])
     report["champion"] = best
     report["runner_up"] = ranked[1] if len(ranked) > 1 else None
-    progress(f"{task}: bootstrap intervals over {len(set(ts.test.users)):,} test users ({resamples} resamples)")
+    progress(f"{task}: bootstrap intervals over {len(set(test.users)):,} test users ({resamples} resamples)")
     pairs = [(best, ranked[1])] if len(ranked) > 1 else []
     if oracle is not None:
         pairs.append(("oracle", best))
-    intervals = bootstrap(test_scores, ts.test.y, ts.test.users, resamples=resamples, seed=seed, pairs=pairs)
+    intervals = bootstrap(test_scores, test.y, test.users, resamples=resamples, seed=seed, pairs=pairs)
     for name in report["models"]:
         report["models"][name]["ci"] = intervals[name]
     if oracle is not None:
         report["oracle"]["ci"] = intervals["oracle"]
     report["differences"] = {f"{a} - {b}": intervals[f"{a} - {b}"] for a, b in pairs}
     report["resamples"] = resamples
+    if calendar is None:
+        calendar = cutoffs.cutoff_rows(accepted, [u for u in accepted if dataset.user_split(u, seed) == "test"])
+    progress(f"{task}: scoring at {len(calendar)} calendar cutoffs")
+    report["calendar"] = cutoffs.evaluate(
+        accepted, task, calendar, fitted, best, oracle=oracle, resamples=resamples, seed=seed
+    )
     return report
 
 
@@ -141,6 +157,7 @@ def train_all(
     progressive_users: int = 2000,
     progress: Progress = lambda _m: None,
     models: tuple[str, ...] = MODEL_NAMES,
+    grid_per_user: float | None = None,
 ) -> TrainingRun:
     """Train every model of both tasks on a simulated history (or the JSONL/CSV history in ``events``), promote
     each task's best, then, on simulated data, run progressive validation of the online models on a separate
@@ -164,6 +181,8 @@ def train_all(
         reader = offline.read_csv if events.suffix == ".csv" else offline.read_jsonl
         accepted = offline.accept(reader(events))
         source = f"history from {events}."
+    progress("the test users' rows at calendar cutoffs")
+    calendar = cutoffs.cutoff_rows(accepted, [u for u in accepted if dataset.user_split(u, seed) == "test"])
     reports = {}
     for task in TASKS:
         oracle_fn = None
@@ -173,7 +192,16 @@ def train_all(
                 return truth.scores(task, us, ts)
 
         reports[task] = train_task(
-            accepted, task, registry, per_user=per_user, seed=seed, models=models, oracle=oracle_fn, progress=progress
+            accepted,
+            task,
+            registry,
+            per_user=per_user,
+            seed=seed,
+            models=models,
+            oracle=oracle_fn,
+            progress=progress,
+            calendar=calendar,
+            grid_per_user=grid_per_user,
         )
     progressive = None
     if events is None and progressive_users:
