@@ -96,7 +96,7 @@ def bench_profile(
 @bench_app.command("rescore")
 def bench_rescore(
     users: int = typer.Option(1_000_000, help="users due by time, seeded in Redis (try 20,000 for a quick run)"),
-    backlog_users: int = typer.Option(2000, help="new users whose generated events make the backlog"),
+    backlog_users: int = typer.Option(1000, help="new users whose generated events make the backlog (28 days: ~43k)"),
     days: int = typer.Option(28, help="days of generated history of the due users and of the backlog"),
     template_users: int = typer.Option(3000, help="generated users whose states are copied to the due users"),
 ) -> None:

@@ -104,7 +104,7 @@ def run(
     console: Console,
     argv: list[str],
     users: int,
-    backlog_users: int = 2000,
+    backlog_users: int = 1000,
     days: int = 28,
     template_users: int = 3000,
     seed_: int = 1,
@@ -147,8 +147,10 @@ def run(
         with console.status("phase alone: the backlog with no user due"):
             alone = phase(settings, "alone", topics, ALONE_DB, n, due_ms)
         with console.status(f"seeding {users:,} users due by time"):
+            started = time.monotonic()
             blobs = templates(template_users, days, seed_)
             per = seed(dbs[DUE_DB], blobs, users, f"{prefix}-due", settings.partitions, due_ms, clock_ms)
+        run.details["seed_seconds"] = round(time.monotonic() - started, 1)
         console.print(f"{users:,} users due ({len(blobs):,} template states), per partition {per}")
         with console.status(f"phase due: the same backlog while {users:,} users are due"):
             due = phase(settings, "due", topics, DUE_DB, n, due_ms)

@@ -15,6 +15,20 @@ interleaves the rescoring with events rather than draining the index before the 
 >>> partition_of("user-1", 4) == zlib.crc32(b"user-1") % 4
 True
 
+Each template state has exactly ``due_ms`` due at the clock's watermark, and still only it once the backlog has
+moved the clock on, and ``due_ms`` stays out of the range the worker must drain before the next batch:
+
+>>> from features.schedule import due
+>>> from features.state import EXACT_DAYS, decode_state
+>>> states = [decode_state(b) for b in templates(40, days=28, seed=1)]
+>>> end_ms = clock_ms + BACKLOG_SPAN_MS  # the latest event time of the backlog
+>>> {tuple(due(s, clock_ms - DAY_MS)) for s in states} == {tuple(due(s, end_ms - DAY_MS)) for s in states}
+True
+>>> {tuple(due(s, clock_ms - DAY_MS)) for s in states} == {(due_ms,)}
+True
+>>> due_ms > end_ms - (EXACT_DAYS - 2) * DAY_MS
+True
+
 The backlog. Generated events of other, new users, with their event times squeezed into ``BACKLOG_SPAN_MS`` from
 the clock (order kept), so no event is late and the watermark does not pass the next day end while they are
 applied: the only users due are the seeded ones.
@@ -77,13 +91,13 @@ def seed(
     per: dict[int, int] = dict.fromkeys(range(partitions), 0)
     cycle = itertools.cycle(blobs)
     for start in range(0, users, 10_000):
-        due: dict[int, dict[str, int]] = {}
+        index: dict[int, dict[str, int]] = {}
         with r.pipeline(transaction=False) as pipe:
             for i in range(start, min(users, start + 10_000)):
                 user = f"{prefix}-{i}"
                 pipe.set(state_key(user), next(cycle))
-                due.setdefault(partition_of(user, partitions), {})[user] = due_ms
-            for p, members in due.items():
+                index.setdefault(partition_of(user, partitions), {})[user] = due_ms
+            for p, members in index.items():
                 pipe.zadd(due_key(p), members)
                 per[p] += len(members)
             pipe.execute()
