@@ -142,7 +142,7 @@ def run(
     dbs = {db: redis.Redis.from_url(f"{base}/{db}") for db in (ALONE_DB, DUE_DB)}
     try:
         for r in dbs.values():
-            r.flushdb()
+            r.flushdb(asynchronous=True)
         dbs[ALONE_DB].zadd(WATERMARKS, {str(p): clock_ms for p in range(settings.partitions)})
         with console.status("phase alone: the backlog with no user due"):
             alone = phase(settings, "alone", topics, ALONE_DB, n, due_ms)
@@ -157,9 +157,9 @@ def run(
     except BaseException as exc:
         console.print(f"[red]bench rescore failed:[/] {exc!r} (record: {run.save(f'failed: {exc!r}')})")
         raise
-    finally:
+    finally:  # FLUSHDB ASYNC: a synchronous flush of a million users outlasts the client's socket timeout
         for r in dbs.values():
-            r.flushdb()
+            r.flushdb(asynchronous=True)
     rows, rows_users = time_rows(dsn(settings, topics, "due"))
     figures = summarize(run, alone, due, n, users)
     run.details |= {
