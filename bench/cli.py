@@ -1,4 +1,5 @@
-"""The benchmark commands: ``churnstream bench features|train|e2e|api``, each on its module in ``bench/``.
+"""The benchmark commands: ``churnstream bench features|train|e2e|api|profile|rescore``, each on its module
+in ``bench/``.
 
 ``churnstream/cli.py`` registers :data:`bench_app` as the ``bench`` group.
 """
@@ -90,3 +91,27 @@ def bench_profile(
     from bench.profile_worker import run
 
     run(get_settings(), console, sys.argv, users=users, days=days, seconds=seconds)
+
+
+@bench_app.command("rescore")
+def bench_rescore(
+    users: int = typer.Option(1_000_000, help="users due by time, seeded in Redis (try 20,000 for a quick run)"),
+    backlog_users: int = typer.Option(1000, help="new users whose generated events make the backlog (28 days: ~43k)"),
+    days: int = typer.Option(28, help="days of generated history of the due users and of the backlog"),
+    template_users: int = typer.Option(3000, help="generated users whose states are copied to the due users"),
+) -> None:
+    """Users rescored by time per second on one worker (all models on), and its events/s on a backlog while they
+    are due vs. the same backlog with none due."""
+    import sys
+
+    from bench.rescore import run
+
+    run(
+        get_settings(),
+        console,
+        sys.argv,
+        users=users,
+        backlog_users=backlog_users,
+        days=days,
+        template_users=template_users,
+    )
