@@ -72,7 +72,7 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
     """Also checks the online models: every label resolved was learned exactly once (learning_check)."""
     stack = own(stack, "crash")  # own topics, group, registry and Redis database (own label counters)
-    wl = Workload.generate("crash", users=4000, days=90, seed=21)
+    wl = Workload.generate("crash", users=4200, days=90, seed=21)
     assert wl.events >= 200_000
     rng = random.Random(5)
     wl.stream(stack.settings, rate=4000)
