@@ -100,7 +100,11 @@ class Settings(BaseSettings):
         description="Rescore every user active in the last 60 days at the end of each period of this many seconds of "
         "event time (whole days: scores are taken as of day ends)",
     )
-    rescore_batch: int = Field(5000, ge=1, description="Users rescored by time per step between event batches")
+    rescore_batch: int = Field(
+        5000,
+        ge=1,
+        description="Users, and at most about as many day-end rows, rescored by time per step between event batches",
+    )
     clock: str = Field(
         "event",
         pattern="^(event|wall)$",

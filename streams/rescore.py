@@ -157,8 +157,9 @@ class Rescorer:
 
     # ---- steps ----------------------------------------------------------------------------------------------------
     async def step(self, partition: int, caught_up: bool = False) -> int:
-        """Rescore up to ``batch`` users of ``partition`` whose next grid point the watermark has passed; returns
-        how many users were looked at (0: none due)."""
+        """Rescore up to ``batch`` users of ``partition`` whose next grid point the watermark has passed, and stop
+        adding users once ``batch`` rows (user, day end) are due; returns how many users were looked at (0: none
+        due)."""
         watermark = self.watermark(partition, caught_up)
         RESCORE_WATERMARK.labels(str(partition)).set(watermark)
         if watermark <= 0:
@@ -172,6 +173,8 @@ class Rescorer:
         states: dict[str, UserState] = {}
         cache: set[str] = set()
         for u, blob in zip(users, blobs, strict=True):
+            if len(rows) >= self.batch:  # a step is bounded by rows too: users far behind have many day ends due
+                break
             state = decode_state(blob)
             states[u] = state
             points = due(state, watermark, self.every_ms)
@@ -181,6 +184,7 @@ class Rescorer:
                 state.rescored_ms = points[-1]
                 if points[-1] >= state.last_ms:  # no later event row: this is the user's latest score
                     cache.add(u)
+        users, blobs = users[: len(states)], blobs[: len(states)]  # the others wait for the next step
         in_flight = await effect("redis", self._in_flight, partition, users)
         if in_flight:
             written = await effect("clickhouse", self.lookup, in_flight)

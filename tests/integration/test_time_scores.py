@@ -205,7 +205,7 @@ def test_a_step_that_died_after_its_insert_writes_no_time_row_twice(module_stack
         sink = ClickHouseSink(own.settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
         champions = Champions(own.settings.registry_dir())
         champions.refresh(force=True)
-        make = partial(Rescorer, store.redis, store, Scorer(champions), lookup=time_rows_lookup(sink), batch=1000)
+        make = partial(Rescorer, store.redis, store, Scorer(champions), lookup=time_rows_lookup(sink), batch=100_000)
         await store.write_many({u: encode_state(s) for u, s in states.items()})
         first = make(predictions=WritesThenFails(sink))
         await first.record({0: states}, {0: clock})
