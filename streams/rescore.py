@@ -152,8 +152,15 @@ class Rescorer:
         return oldest_due <= self.clocks.get(partition, 0) - (EXACT_DAYS - 2) * DAY_MS
 
     async def oldest_due(self, partition: int) -> int | None:
-        first = await self.redis.zrange(due_key(partition), 0, 0, withscores=True)
-        return int(first[0][1]) if first else None
+        return (await self.oldest_dues([partition]))[partition]
+
+    async def oldest_dues(self, partitions: Sequence[int]) -> dict[int, int | None]:
+        """Each partition's earliest due day end (None: nobody due), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.zrange(due_key(p), 0, 0, withscores=True)
+            answers = await pipe.execute()
+        return {p: int(first[0][1]) if first else None for p, first in zip(partitions, answers, strict=True)}
 
     # ---- steps ----------------------------------------------------------------------------------------------------
     async def step(self, partition: int, caught_up: bool = False) -> int:

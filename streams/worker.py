@@ -231,8 +231,8 @@ class Worker:
         """After a batch: rescore every due user of a partition whose oldest due day end is falling behind its event
         time (a backlog), else one bounded step for the first partition with users due."""
         stepped = False
-        for p in sorted(partitions):
-            oldest = await self.rescorer.oldest_due(p)
+        oldest_of = await self.rescorer.oldest_dues(sorted(partitions))  # one round trip per batch, not per partition
+        for p, oldest in oldest_of.items():
             while (
                 oldest is not None and oldest <= self.rescorer.watermark(p) and self.rescorer.must_catch_up(p, oldest)
             ):
