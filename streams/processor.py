@@ -46,10 +46,10 @@ from streams.metrics import (
     EVENTS,
 )
 from streams.records import RawRecord
-from streams.retry import Conflict, effect
+from streams.retry import Conflict, EffectFailed, effect
 from streams.scoring import EventRow, Scorer
 from streams.sinks import Sink
-from streams.written import RecoveryGuard
+from streams.written import RecoveryGuard, retry_token
 
 log = logging.getLogger(__name__)
 
@@ -248,18 +248,23 @@ class FeatureProcessor:
                 self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
-        in_events, in_predictions = await self._written(applied)
+        in_events, in_predictions, looked_up = await self._written(applied)
         events_rows = [bronze_row(ev, rec) for rec, ev in applied if ev.event_id not in in_events]
         scored = self.scorer.score(event_rows, in_predictions) if self.scorer else None
         await effect("kafka", self.dlq.flush)
         if self.guard is not None:
             await effect("redis", self.guard.mark, upto)
-        token = batch_token(records)
-        await effect("clickhouse", self.bronze.write, events_rows, token)
-        if self.predictions is not None and scored is not None:
-            await effect("clickhouse", self.predictions.write, scored.predictions, token)
-            if scored.cache:
-                observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
+        token = retry_token(batch_token(records)) if looked_up else batch_token(records)
+        try:
+            await effect("clickhouse", self.bronze.write, events_rows, token)
+            if self.predictions is not None and scored is not None:
+                await effect("clickhouse", self.predictions.write, scored.predictions, token)
+        except EffectFailed:
+            if self.guard is not None:  # some rows may be in: the redo asks which, and writes under a new token
+                self.guard.unsure(upto)
+            raise
+        if scored is not None and scored.cache:
+            observe_since(EVENT_TO_CLICKHOUSE_SECONDS, produced_ms)
         learner = self.scorer.learner if self.scorer else None
         if learner is not None and scored is not None:  # labels before states: see streams/online.py
             await effect("redis", learner.on_batch, result.applied, scored.rows, scored.scores)
@@ -288,12 +293,14 @@ class FeatureProcessor:
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
-    async def _written(self, applied: Sequence[tuple[RawRecord, Event]]) -> tuple[set[str], set[str]]:
-        """Event ids among ``applied`` whose ``events`` rows, and whose ``predictions`` rows, a predecessor wrote."""
+    async def _written(self, applied: Sequence[tuple[RawRecord, Event]]) -> tuple[set[str], set[str], bool]:
+        """Event ids among ``applied`` whose ``events`` rows, and whose ``predictions`` rows, a predecessor (or a
+        failed insert of this batch) wrote; and whether ClickHouse was asked."""
         if self.guard is None:
-            return set(), set()
+            return set(), set(), False
         guard = self.guard
         keys = [
             (ev.user_id, ev.event_id) for rec, ev in applied if guard.at_risk((rec.topic, rec.partition), rec.offset)
         ]
-        return await effect("clickhouse", self.guard.written, keys)
+        in_events, in_predictions = await effect("clickhouse", self.guard.written, keys)
+        return in_events, in_predictions, bool(keys)

@@ -12,9 +12,9 @@ latest scores, then the index. Steps run between event batches, so event process
 
 Exactly once. Before a step's rows are written, its users join the partition's in-flight set
 (``cs:rescoring:<partition>``); they leave it once their states are written. A step whose users are in flight
-(a predecessor crashed, or a write lost a race) first asks ClickHouse which of their time rows exist and does not
-write those again. The rows themselves are a function of the events, not of when the step runs, so a replay gives
-the same rows.
+(a predecessor crashed, an insert failed, or a write lost a race) first asks ClickHouse which of their time rows
+exist and writes only the others, under a new insert deduplication token (:func:`streams.written.retry_token`).
+The rows themselves are a function of the events, not of when the step runs, so a replay gives the same rows.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from streams.records import RawRecord
 from streams.retry import Conflict, effect
 from streams.scoring import Scorer, TimeRow
 from streams.sinks import ClickHouseSink, Sink
+from streams.written import retry_token
 
 Lookup = Callable[[Sequence[str]], Awaitable[set[tuple[str, int]]]]
 
@@ -192,13 +193,14 @@ class Rescorer:
                 if points[-1] >= state.last_ms:  # no later event row: this is the user's latest score
                     cache.add(u)
         users, blobs = users[: len(states)], blobs[: len(states)]  # the others wait for the next step
-        in_flight = await effect("redis", self._in_flight, partition, users)
-        if in_flight:
+        token = rows_token(rows)
+        if in_flight := await effect("redis", self._in_flight, partition, users):
             written = await effect("clickhouse", self.lookup, in_flight)
             rows = [r for r in rows if (r.user_id, r.as_of_ms) not in written]
+            token = retry_token(rows_token(rows))  # a failed insert may have left the old token behind
         scored = self.scorer.score_times(rows, cache)
         await effect("redis", self.redis.sadd, rescoring_key(partition), *users)
-        await effect("clickhouse", self.predictions.write, scored.predictions, rows_token(rows))
+        await effect("clickhouse", self.predictions.write, scored.predictions, token)
         changed = {u: s for u, s in states.items() if s.events}
         conflicts = await effect(
             "redis",

@@ -25,6 +25,7 @@ replays what its predecessor left unfinished.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -76,11 +77,31 @@ class RecoveryGuard:
             if offset >= self.pending.get(source, offset + 1):
                 del self.pending[source]
 
+    def unsure(self, upto: Mapping[Source, int]) -> None:
+        """A batch's insert failed: ClickHouse may hold some of its rows, so its redo asks which (see
+        :func:`retry_token`)."""
+        for source, offset in upto.items():
+            self.pending[source] = max(self.pending.get(source, offset), offset)
+
     def forget(self, sources: Iterable[Source]) -> None:
         """These partitions were revoked: read their marks again if they come back."""
         for source in sources:
             self.seen.discard(source)
             self.pending.pop(source, None)
+
+
+def retry_token(token: str) -> str:
+    """The token of an insert redone after ClickHouse was asked which rows exist: never one used before.
+
+    A failed insert can leave its token in a table's deduplication log although its part was never committed
+    (embedded chDB does, measured in ``bench/dedup_after_failure.py``), and the redo would then be dropped as a
+    duplicate. The lookup that precedes a redo already keeps out the rows that exist, so the redo's token only has
+    to be new.
+
+    >>> retry_token("time:ab") != retry_token("time:ab")
+    True
+    """
+    return f"{token}:redo-{uuid.uuid4().hex}"
 
 
 def clickhouse_lookup(events: ClickHouseSink, predictions: ClickHouseSink) -> Lookup:

@@ -23,7 +23,7 @@ from streams.dlq import ListDeadLetters
 from streams.ledger import MemoryLedger
 from streams.processor import FeatureProcessor, batch_token
 from streams.records import RawRecord
-from streams.retry import Conflict
+from streams.retry import Conflict, EffectFailed
 from streams.scoring import Scorer
 from streams.sinks import ListSink
 from streams.written import EventKey, RecoveryGuard
@@ -162,3 +162,40 @@ def test_a_batch_redone_after_a_lost_race_adds_no_row(champions: Champions) -> N
     assert duplicates(bronze, predictions) == (0, 0)
     assert bronze.tokens == [batch_token(raw)] and predictions.tokens == [batch_token(raw)]
     assert len(bronze.rows) > 0
+
+
+class FailsLeavingItsToken(ListSink):
+    """A table whose ``n``-th insert fails after its token reached the deduplication log, with no row committed:
+    what embedded chDB does when an insert fails at the wrong moment (``bench/dedup_after_failure.py``)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.writes_left = n
+
+    async def write(self, rows, token=None):  # type: ignore[no-untyped-def]
+        self.writes_left -= 1
+        if self.writes_left == 0 and rows:
+            self.tokens.append(token)
+            raise ConnectionError("insert failed")
+        return await super().write(rows, token)
+
+
+@pytest.mark.parametrize("table", ["events", "predictions"])
+def test_a_batch_redone_after_an_insert_that_failed_leaving_its_token_loses_no_row(
+    champions: Champions, table: str
+) -> None:
+    raw = raw_records(seed=7)[:900]
+    bronze = FailsLeavingItsToken(2) if table == "events" else ListSink()
+    predictions = FailsLeavingItsToken(2) if table == "predictions" else ListSink()
+    p = processor(MemoryStateStore(), bronze, predictions, champions, True, MemoryLedger())
+    asyncio.run(p.process(raw[:400]))
+    with pytest.raises(EffectFailed):
+        asyncio.run(p.process(raw[400:]))
+    asyncio.run(p.process(raw[400:]))  # the redo: ClickHouse is asked, and the rows go under a new token
+    clean_bronze, clean_predictions = ListSink(), ListSink()
+    clean = processor(MemoryStateStore(), clean_bronze, clean_predictions, champions, True, MemoryLedger())
+    asyncio.run(clean.process(raw[:400]))
+    asyncio.run(clean.process(raw[400:]))
+    assert duplicates(bronze, predictions) == (0, 0)  # raw rows: each once
+    assert len(bronze.rows) == len(clean_bronze.rows) > 0  # and none lost
+    assert len(predictions.rows) == len(clean_predictions.rows) == len(clean_bronze.rows) * len(TASKS)
