@@ -19,7 +19,6 @@ crashed predecessor wrote for records it never recorded in Redis are found by th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -49,7 +48,7 @@ from streams.records import RawRecord
 from streams.retry import Conflict, EffectFailed, effect
 from streams.scoring import EventRow, Scorer
 from streams.sinks import Sink
-from streams.written import RecoveryGuard, retry_token
+from streams.written import RecoveryGuard, batch_token, retry_token
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +103,6 @@ def source_offsets(records: Sequence[RawRecord]) -> dict[Source, int]:
     for rec in records:
         upto[(rec.topic, rec.partition)] = max(rec.offset, upto.get((rec.topic, rec.partition), -1))
     return upto
-
-
-def batch_token(records: Sequence[RawRecord]) -> str:
-    """The insert deduplication token of a batch: a digest of its source offsets (first, last and count per
-    partition), so the same records give the same token whatever their order.
-
-    >>> a, b = (RawRecord("page_views", 0, o, None, None, b"") for o in (7, 8))
-    >>> batch_token([a, b]) == batch_token([b, a]) != batch_token([a])
-    True
-    """
-    spans: dict[Source, tuple[int, int, int]] = {}
-    for rec in records:
-        low, high, n = spans.get((rec.topic, rec.partition), (rec.offset, rec.offset, 0))
-        spans[(rec.topic, rec.partition)] = (min(low, rec.offset), max(high, rec.offset), n + 1)
-    text = ";".join(f"{t}/{p}:{lo}-{hi}#{n}" for (t, p), (lo, hi, n) in sorted(spans.items()))
-    return hashlib.sha1(text.encode()).hexdigest()
 
 
 @dataclass

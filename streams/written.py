@@ -25,11 +25,13 @@ replays what its predecessor left unfinished.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from streams.ledger import Ledger, Source
+from streams.records import RawRecord
 
 if TYPE_CHECKING:
     from streams.sinks import ClickHouseSink
@@ -88,6 +90,22 @@ class RecoveryGuard:
         for source in sources:
             self.seen.discard(source)
             self.pending.pop(source, None)
+
+
+def batch_token(records: Sequence[RawRecord]) -> str:
+    """The insert deduplication token of a batch: a digest of its source offsets (first, last and count per
+    partition), so the same records give the same token whatever their order.
+
+    >>> a, b = (RawRecord("page_views", 0, o, None, None, b"") for o in (7, 8))
+    >>> batch_token([a, b]) == batch_token([b, a]) != batch_token([a])
+    True
+    """
+    spans: dict[Source, tuple[int, int, int]] = {}
+    for rec in records:
+        low, high, n = spans.get((rec.topic, rec.partition), (rec.offset, rec.offset, 0))
+        spans[(rec.topic, rec.partition)] = (min(low, rec.offset), max(high, rec.offset), n + 1)
+    text = ";".join(f"{t}/{p}:{lo}-{hi}#{n}" for (t, p), (lo, hi, n) in sorted(spans.items()))
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def retry_token(token: str) -> str:

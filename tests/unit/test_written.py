@@ -21,12 +21,12 @@ from models.registry import Registry
 from simulation.generator import arrivals, make_users, simulate
 from streams.dlq import ListDeadLetters
 from streams.ledger import MemoryLedger
-from streams.processor import FeatureProcessor, batch_token
+from streams.processor import FeatureProcessor
 from streams.records import RawRecord
 from streams.retry import Conflict, EffectFailed
 from streams.scoring import Scorer
 from streams.sinks import ListSink
-from streams.written import EventKey, RecoveryGuard
+from streams.written import EventKey, RecoveryGuard, batch_token
 
 TOPICS = ("page_views", "cart_events", "purchases")
 
