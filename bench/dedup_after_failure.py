@@ -100,7 +100,8 @@ def measure(mode: str, inserts: int, rows: int, progress: Progress) -> dict[str,
         for i in range(inserts):
             keys = list(range(i * rows, (i + 1) * rows))
             for attempt in range(1000):
-                todo = keys if attempt == 0 else [k for k in keys if k not in table.existing(keys[0], keys[-1])]
+                have = table.existing(keys[0], keys[-1]) if attempt else set()
+                todo = [k for k in keys if k not in have]
                 if not todo:
                     break
                 token = f"batch{i}" if mode == "batch" else hashlib.sha1(str(todo).encode()).hexdigest()

@@ -71,15 +71,37 @@ class Workload:
             self.producer.join(timeout)
             assert not self.producer.is_alive(), "the producer did not finish"
 
-    def accepted(self) -> offline.Accepted:
-        return offline.accept((KIND_OF[r.topic], r.value, self.produced_at) for r in self.records)
+    def accepted(self, settings: Settings | None = None) -> offline.Accepted:
+        """Each user's accepted events; with ``settings``, from the records in the order the worker applied them
+        (:func:`delivered`), which decides which old events are ``too_late``."""
+        records = delivered(settings, self.prefix) if settings is not None else self.records
+        return offline.accept((KIND_OF[r.topic], r.value, self.produced_at) for r in records)
 
-    def dead_letters(self) -> Counter[str]:
-        return expected_dead_letters(self.records, self.produced_at)
+    def dead_letters(self, settings: Settings) -> Counter[str]:
+        """What the worker must dead-letter, with the records in the order it applied them."""
+        return expected_dead_letters(delivered(settings, self.prefix), self.produced_at)
+
+
+def delivered(settings: Settings, prefix: str) -> list[Record]:
+    """The input records of users whose id starts with ``prefix``, read back from Kafka, in the order the worker
+    applies them: by broker timestamp, then event time (the aligner's tie-break, :mod:`streams.aligner`), then
+    offset. Records produced in the same millisecond to two topics may be applied in another order than they were
+    produced, which decides whether an old event is ``too_late``."""
+    generic = dict(zip(settings.input_topics, TOPIC_OF.values(), strict=True))
+    held: list[tuple[int, int, int, Record]] = []
+    for batch in read_all(settings, list(settings.input_topics)):
+        for m in batch:
+            if m.error() is None and (m.key() or b"").startswith(prefix.encode()):
+                topic, ts = generic[m.topic()], m.timestamp()[1]
+                ev = decode(KIND_OF[topic], m.value() or b"", ts)
+                tie = 0 if isinstance(ev, Rejection) else ev.ts_ms
+                held.append((ts, tie, m.offset(), Record(topic, m.key() or b"", m.value() or b"")))
+    held.sort(key=lambda h: h[:3])
+    return [r for *_, r in held]
 
 
 def expected_dead_letters(records: list[Record], produced_at: int) -> Counter[str]:
-    """The reasons the worker must dead-letter, record by record, in arrival order."""
+    """The reasons the worker must dead-letter, record by record, in the order given (see :func:`delivered`)."""
     states: dict[str, UserState] = {}
     dead: Counter[str] = Counter()
     for r in records:
@@ -289,7 +311,7 @@ def assert_exact_end_state(
     stack: StackHandle, wl: Workload, clickhouse_dsns: tuple[str, ...] = (), raw_exact: bool = True
 ) -> None:
     """The three end-state checks (module docstring); ClickHouse read from the stack's DSN and any others."""
-    accepted = wl.accepted()
+    accepted = wl.accepted(stack.settings)
     # 1. features
     as_of = offline.latest(accepted)
     r = redis.Redis.from_url(stack.settings.redis_url)
@@ -334,4 +356,4 @@ def assert_exact_end_state(
     coordinates = Counter((h["source_topic"], h["source_partition"], h["source_offset"]) for h in dead)
     twice = {c: n for c, n in coordinates.items() if n > 1}
     assert not twice, f"{len(twice)} dead letters more than once, e.g. {list(twice.items())[:3]}"
-    assert Counter(h["reason"] for h in dead) == wl.dead_letters()
+    assert Counter(h["reason"] for h in dead) == wl.dead_letters(stack.settings)
