@@ -13,7 +13,7 @@ others. Three ways to pick the redo's token:
 
 The raw row count tells whether rows were lost (a redo dropped as a duplicate) or written twice.
 
-    .venv/bin/python -m bench.dedup_after_failure --inserts 2000 --rows 100
+    .venv/bin/python -m bench.dedup_after_failure --inserts 300 --rows 100
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def measure(mode: str, inserts: int, rows: int, progress: Progress) -> dict[str,
 
 
 def main(
-    inserts: int = typer.Option(2000, help="inserts per mode"),
+    inserts: int = typer.Option(300, help="inserts per mode"),
     rows: int = typer.Option(100, help="rows per insert"),
 ) -> None:
     """Rows lost or doubled when failed inserts are redone under each way of picking the redo's token."""
