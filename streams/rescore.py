@@ -115,7 +115,7 @@ class Rescorer:
         """Read the clocks of partitions this worker has not seen (after an assignment)."""
         new = [p for p in partitions if p not in self.clocks]
         if new:
-            scores = await self.redis.zmscore(WATERMARKS, [str(p) for p in new])
+            scores = await effect("redis", self.redis.zmscore, WATERMARKS, [str(p) for p in new])
             self.clocks.update({p: int(s or 0) for p, s in zip(new, scores, strict=True)})
 
     def forget(self, partitions: Iterable[int]) -> None:

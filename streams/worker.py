@@ -45,7 +45,7 @@ from streams.online import METRIC_COLUMNS, OnlineLearner
 from streams.processor import BRONZE_COLUMNS, FeatureProcessor
 from streams.records import RawRecord
 from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
-from streams.retry import until_done
+from streams.retry import effect, until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
 from streams.written import RecoveryGuard, clickhouse_lookup
@@ -231,13 +231,13 @@ class Worker:
         """After a batch: rescore every due user of a partition whose oldest due day end is falling behind its event
         time (a backlog), else one bounded step for the first partition with users due."""
         stepped = False
-        oldest_of = await self.rescorer.oldest_dues(sorted(partitions))  # one round trip per batch, not per partition
+        oldest_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
         for p, oldest in oldest_of.items():
             while (
                 oldest is not None and oldest <= self.rescorer.watermark(p) and self.rescorer.must_catch_up(p, oldest)
             ):
                 await self.rescorer.step(p)
-                oldest = await self.rescorer.oldest_due(p)
+                oldest = await effect("redis", self.rescorer.oldest_due, p)
             if not stepped and oldest is not None and oldest <= self.rescorer.watermark(p):
                 stepped = bool(await self.rescorer.step(p))
 

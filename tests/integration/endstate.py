@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import threading
@@ -84,20 +85,22 @@ class Workload:
 
 def delivered(settings: Settings, prefix: str) -> list[Record]:
     """The input records of users whose id starts with ``prefix``, read back from Kafka, in the order the worker
-    applies them: by broker timestamp, then event time (the aligner's tie-break, :mod:`streams.aligner`), then
-    offset. Records produced in the same millisecond to two topics may be applied in another order than they were
-    produced, which decides whether an old event is ``too_late``."""
+    applies them (:mod:`streams.aligner`): each partition's records in offset order, merged across partitions by
+    broker timestamp, then event time, then offset. Records produced in the same millisecond to two topics may be
+    applied in another order than they were produced, which decides whether an old event is ``too_late``."""
     generic = dict(zip(settings.input_topics, TOPIC_OF.values(), strict=True))
-    held: list[tuple[int, int, int, Record]] = []
+    queues: dict[tuple[str, int], list[tuple[int, int, int, Record]]] = {}
     for batch in read_all(settings, list(settings.input_topics)):
         for m in batch:
             if m.error() is None and (m.key() or b"").startswith(prefix.encode()):
                 topic, ts = generic[m.topic()], m.timestamp()[1]
                 ev = decode(KIND_OF[topic], m.value() or b"", ts)
                 tie = 0 if isinstance(ev, Rejection) else ev.ts_ms
-                held.append((ts, tie, m.offset(), Record(topic, m.key() or b"", m.value() or b"")))
-    held.sort(key=lambda h: h[:3])
-    return [r for *_, r in held]
+                entry = (ts, tie, m.offset(), Record(topic, m.key() or b"", m.value() or b""))
+                queues.setdefault((topic, m.partition()), []).append(entry)
+    for q in queues.values():
+        q.sort(key=lambda e: e[2])  # a partition is consumed in offset order
+    return [r for *_, r in heapq.merge(*queues.values(), key=lambda e: e[:3])]
 
 
 def expected_dead_letters(records: list[Record], produced_at: int) -> Counter[str]:
