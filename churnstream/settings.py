@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Users, and at most about as many day-end rows, rescored by time per step between event batches",
     )
+    rescore_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Largest share of the worker's time that rescoring by time takes while events flow (1: no limit; "
+        "on a quiet stream rescoring takes all the time)",
+    )
     clock: str = Field(
         "event",
         pattern="^(event|wall)$",

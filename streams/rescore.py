@@ -8,7 +8,8 @@ partition's due index (``cs:due:<partition>``), written after every batch. A ste
 ``CHURNSTREAM_RESCORE_BATCH`` users whose grid point the watermark has passed, computes each due point's features
 from the same :func:`~features.compute.features` (exact at day ends, :mod:`features.state`), scores them in one
 call per model, writes the ``predictions`` time rows, then the states (``rescored_ms``, compare-and-set) with their
-latest scores, then the index. Steps run between event batches, so event processing is never starved.
+latest scores, then the index. Steps run between event batches, within a share of the worker's time while
+events flow (:mod:`streams.budget`), so event processing is never starved.
 
 Exactly once. Before a step's rows are written, its users join the partition's in-flight set
 (``cs:rescoring:<partition>``); they leave it once their states are written. A step whose users are in flight

@@ -11,8 +11,9 @@ The flow of a record, method by method:
    the whole batch be redone (:func:`streams.retry.until_done`, the one retry level): effects are idempotent.
 
 Between batches, and on a timer when none arrives, users due by time are rescored (:meth:`Worker.catch_up`,
-:meth:`Worker.rescore_tick`, :mod:`streams.rescore`). A batch is cut where a partition's event time moves on by a
-day, so that a backlog catches up on its day ends as it goes (the states answer exactly only for recent day ends).
+:meth:`Worker.rescore_tick`, :mod:`streams.rescore`) within a time budget (:mod:`streams.budget`). A batch is cut
+where a partition's event time moves on by a day, so that a backlog catches up on its day ends as it goes (the states
+answer exactly only for recent day ends).
 
 Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
 (:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`). A
@@ -36,6 +37,7 @@ from core.keys import CLICKHOUSE_LEDGER
 from features.store import RedisStateStore
 from models.champions import Champions
 from streams.aligner import EventTimeAligner
+from streams.budget import RescoreBudget
 from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
 from streams.ledger import RedisLedger
@@ -82,9 +84,7 @@ class Worker:
         self.lock = asyncio.Lock()  # one batch (or label resolution) at a time
         self.running = False  # the agent runs: the timers may release held records
         self.generation = -1  # the consumer generation of the records held: older ones are dropped when it changes
-
-        store = RedisStateStore.from_url(settings.redis_url)
-        self.store = store
+        self.store = store = RedisStateStore.from_url(settings.redis_url)
         self.champions = Champions(settings.registry_dir(), interval_s=settings.model_reload_s)
         self.champions.refresh(force=True)
         bronze = ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS)
@@ -103,6 +103,7 @@ class Worker:
             batch=settings.rescore_batch,
             wall_clock=settings.clock == "wall",
         )
+        self.budget = RescoreBudget(settings.rescore_share)  # optional steps wait while events flow
         self.processor = FeatureProcessor(
             settings.input_topics,
             store,
@@ -187,6 +188,7 @@ class Worker:
             await until_done(self.rescorer.restore, partitions, log=log, level=logging.ERROR, multiplier=0.2)
             for segment in split_by_event_time(decoded, self.rescorer.clocks):
                 await until_done(self.processor.process_decoded, segment, log=log, level=logging.ERROR, multiplier=0.2)
+                self.budget.batch_ran()
                 await until_done(self.catch_up, partitions, log=log, level=logging.ERROR, multiplier=0.2)
             consumer = self.app.consumer
             for held in ready:  # per partition in offset order: faust commits the contiguous acked offsets
@@ -229,29 +231,29 @@ class Worker:
     # ---- time ---------------------------------------------------------------------------------------------------
     async def catch_up(self, partitions: set[int]) -> None:
         """After a batch: rescore every due user of a partition whose oldest due day end is falling behind its event
-        time (a backlog), else one bounded step for the first partition with users due."""
+        time (a backlog), else one bounded step for the first partition with users due, if the budget allows it."""
         stepped = False
         oldest_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
         for p, oldest in oldest_of.items():
             while (
                 oldest is not None and oldest <= self.rescorer.watermark(p) and self.rescorer.must_catch_up(p, oldest)
             ):
-                await self.rescorer.step(p)
+                await self.budget.charge(self.rescorer.step(p))  # not gated, but the gated steps wait for it
                 oldest = await effect("redis", self.rescorer.oldest_due, p)
-            if not stepped and oldest is not None and oldest <= self.rescorer.watermark(p):
-                stepped = bool(await self.rescorer.step(p))
+            if not stepped and oldest is not None and oldest <= self.rescorer.watermark(p) and self.budget.allows():
+                stepped = bool(await self.budget.charge(self.rescorer.step(p)))
 
     async def rescore_tick(self) -> None:
-        """Rescore due users when no batch runs: one step per partition and tick, between batches."""
+        """Rescore due users when no batch runs: one step per partition and tick, while the budget allows it."""
         if not self.running or self.lock.locked():
             return
         for tp_partition in sorted({tp.partition for tp in self.assigned()}):
             async with self.lock:
-                if not self.running or not self.app.flow_control.is_active():
+                if not self.running or not self.app.flow_control.is_active() or not self.budget.allows():
                     return
                 try:
                     await self.rescorer.restore([tp_partition])
-                    await self.rescorer.step(tp_partition, caught_up=self.partition_caught_up(tp_partition))
+                    await self.budget.charge(self.rescorer.step(tp_partition, self.partition_caught_up(tp_partition)))
                 except Exception:
                     log.exception("rescoring partition %d failed; retrying on the next tick", tp_partition)
 
@@ -279,10 +281,8 @@ class Worker:
         CONSUMER_LAG.set(behind + self.aligner.size)
 
     async def resolve_labels(self) -> None:
-        """Resolve delayed labels whose horizon event time has passed; write live metrics; checkpoint.
-
-        A failure is logged and tried again on the next tick.
-        """
+        """Resolve delayed labels whose horizon event time has passed; write live metrics; checkpoint. A failure is
+        logged and tried again on the next tick."""
         learner = self.learner
         if learner is None or self.lock.locked():  # a batch is running (or being redone): next tick
             return
