@@ -120,6 +120,7 @@ def run(
         "seed": seed_,
         "partitions": settings.partitions,
         "rescore_batch": settings.rescore_batch,
+        "rescore_share": settings.rescore_share,
         "batch_size": settings.batch_size,
         "due_ms": due_ms,
         "clock_ms": clock_ms,
