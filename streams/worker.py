@@ -15,9 +15,9 @@ Between batches, and on a timer when none arrives, users due by time are rescore
 day, so that a backlog catches up on its day ends as it goes (the states answer exactly only for recent day ends).
 
 Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
-(:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`). A
-rebalance drops the records held for revoked partitions and any record fetched before it
-(:meth:`Worker.on_revoked`, :meth:`Worker.stale`): the consumer fetches them again from the committed offsets.
+(:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`).
+A rebalance drops held records of revoked partitions and any fetched before it (:meth:`Worker.on_revoked`,
+:meth:`Worker.stale`): they are fetched again, after the dead letters under way are delivered.
 """
 
 from __future__ import annotations
@@ -221,15 +221,15 @@ class Worker:
     async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         dropped = self.aligner.drop(revoked)
+        await self.processor.dlq.settle(timeout=10.0)  # letters under way reach the DLQ before the next owner scans
         self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
         self.rescorer.forget({tp.partition for tp in revoked})
-        if dropped:
-            log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
+        if dropped:  # they are fetched again
+            log.info("dropped %d held records of revoked partitions", dropped)
 
     # ---- time ---------------------------------------------------------------------------------------------------
     async def catch_up(self, partitions: set[int]) -> None:
-        """After a batch: rescore every due user of a partition whose oldest due day end is falling behind its event
-        time (a backlog), else one bounded step for the first partition with users due."""
+        """After a batch: drain partitions falling behind their event time (a backlog), else one bounded step."""
         stepped = False
         oldest_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
         for p, oldest in oldest_of.items():
