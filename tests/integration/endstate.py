@@ -248,9 +248,9 @@ DAY = 86_400_000
 def late_first_events(dsns: tuple[str, ...], missing: set[tuple[str, int]]) -> set[tuple[str, int]]:
     """Of the ``missing`` (user, day end) time rows, those the worker could not write: the day ends before the
     user's first time row, when the user's events of those days reached the worker only after that row was scored
-    (the aligner forces records out of event-time order while an outage holds batches back; such events are later
-    than the lateness, docs/reliability.md). Judged from the product's own clocks: ``events.ingested_at`` against
-    the first time row's ``scored_at``. A day end missing for any other reason is not excused."""
+    (a known defect seen in outages: records of one partition applied ahead of another's, docs/reliability.md).
+    Judged from the product's own clocks: ``events.ingested_at`` against the first time row's ``scored_at``. A day
+    end missing for any other reason is not excused."""
     users = sorted({u for u, _ in missing})
     if not users:
         return set()
