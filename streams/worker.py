@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import faust
 from faust.types import TP, Message
@@ -48,6 +48,7 @@ from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
 from streams.retry import effect, until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
+from streams.transport import Consumer as TransportConsumer
 from streams.written import RecoveryGuard, clickhouse_lookup
 
 log = logging.getLogger(__name__)
@@ -169,15 +170,11 @@ class Worker:
                 if dropped := self.aligner.discard(self.stale):  # held since before the rebalance
                     log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             forced = self.aligner.forced
-            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000))
-            if self.aligner.forced > forced:
-                ALIGNER_FORCED.inc(self.aligner.forced - forced)
-                log.warning(
-                    "released %d records without waiting for a partition idle for %.1f s "
-                    "(CHURNSTREAM_ALIGN_MAX_WAIT_S)",
-                    self.aligner.forced - forced,
-                    self.settings.align_max_wait_s,
-                )
+            seen = cast(TransportConsumer, self.app.consumer).last_poll_ms  # when each partition's end was seen
+            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000), seen)
+            if (n := self.aligner.forced - forced) > 0:
+                ALIGNER_FORCED.inc(n)
+                log.warning("released %d records without waiting on a partition (CHURNSTREAM_ALIGN_MAX_WAIT_S)", n)
             if not ready:
                 return
             if isinstance(monitor := self.app.monitor, LeanMonitor):
