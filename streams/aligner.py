@@ -30,6 +30,21 @@ young records wait that long while some partition has nothing held.
 >>> a.add([("pv", 0, 1_000, "p@1000"), ("pv", 1, 1_150, "p@1150")])
 >>> a.release({"pv", "cart"}, caught_up=lambda tp: True, now_ms=1_300)  # cart may have one from 1100 coming
 ['p@1000']
+
+"Caught up" means: everything up to the high watermark of the partition's *last fetch* has arrived. That fetch
+may be old: while processing was held back (an outage), the consumer kept the fetched records of every partition
+and fetched none of them again, each at a different time. With ``seen_ms`` (when each partition's end was last
+seen), a record is released only while it is no younger than that for every partition with nothing held; else
+it waits for the next fetch, which tells what was produced meanwhile.
+
+>>> a = EventTimeAligner()
+>>> a.add([("cart", 7, 5_000, "c@5000")])
+>>> seen = {"pv": 3_000, "cart": 5_100}  # pv's end was last seen at 3000: its records from 3000..5000 are unknown
+>>> a.release({"pv", "cart"}, caught_up=lambda tp: True, seen_ms=seen.get)
+[]
+>>> seen["pv"] = 5_100  # pv fetched again: nothing new
+>>> a.release({"pv", "cart"}, caught_up=lambda tp: True, seen_ms=seen.get)
+['c@5000']
 """
 
 from __future__ import annotations
@@ -75,25 +90,36 @@ class EventTimeAligner:
         return now - self._blocked_since >= self.max_wait_s
 
     def release(
-        self, assigned: Iterable[Hashable], caught_up: Callable[[Hashable], bool], now_ms: int | None = None
+        self,
+        assigned: Iterable[Hashable],
+        caught_up: Callable[[Hashable], bool],
+        now_ms: int | None = None,
+        seen_ms: Callable[[Hashable], int | None] | None = None,
     ) -> list[Any]:
         """Items that are safe to process now, in broker-timestamp order; equal timestamps by ``tie``, then offset.
 
         With ``grace_ms``, an item younger than that (by its broker timestamp against ``now_ms``) waits while some
         partition has nothing held: that partition counts as caught up, but a record produced to it just before
         may still be on its way (the consumer's view of its end lags by a fetch).
+
+        With ``seen_ms(tp)`` (when the consumer last learned ``tp``'s end; None if never), an item also waits while
+        it is younger than that for some partition with nothing held. Such a wait counts toward ``max_wait_s``.
         """
         assigned = list(assigned)
         idle = any(not self._queues.get(tp) and not caught_up(tp) for tp in assigned)
-        forced = self._blocked(idle) or self.size >= self.max_buffered
-        if idle and not forced:
-            return []
         heap = [(q[0][0], q[0][1], q[0][2], i, tp) for i, (tp, q) in enumerate(self._queues.items()) if q]
         heapq.heapify(heap)
+        known = self._known_until([tp for tp in assigned if not self._queues.get(tp)], seen_ms)
+        stale = bool(heap) and heap[0][0] > known
+        forced = self._blocked(idle or stale) or self.size >= self.max_buffered
+        if (idle or stale) and not forced:
+            return []
         order = {tp: i for i, tp in enumerate(self._queues)}
         out: list[Any] = []
         young = None if forced or not self.grace_ms or now_ms is None else now_ms - self.grace_ms
         while heap:
+            if not forced and heap[0][0] > known:
+                break
             if young is not None and heap[0][0] > young and any(not self._queues.get(tp) for tp in assigned):
                 break
             *_, tp = heapq.heappop(heap)
@@ -104,9 +130,19 @@ class EventTimeAligner:
                 heapq.heappush(heap, (q[0][0], q[0][1], q[0][2], order[tp], tp))
             elif not forced and not caught_up(tp):
                 break
-        if forced and idle:
+            elif tp in assigned:
+                known = min(known, self._known_until([tp], seen_ms))
+        if forced and (idle or stale):
             self.forced += len(out)
         return out
+
+    @staticmethod
+    def _known_until(empty: list[Hashable], seen_ms: Callable[[Hashable], int | None] | None) -> float:
+        """The broker time up to which the ends of the ``empty`` partitions are known (inf without ``seen_ms``)."""
+        if seen_ms is None or not empty:
+            return float("inf")
+        seen = [seen_ms(tp) for tp in empty]
+        return float("-inf") if None in seen else min(s for s in seen if s is not None)
 
     def held(self, tp: Hashable) -> int:
         """How many records of ``tp`` are held."""

@@ -39,6 +39,11 @@ class DeadLetterSink(Protocol):
         """These partitions were revoked: another worker may now write their dead letters."""
         ...
 
+    async def settle(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds) until no flush is under way: called when partitions are revoked, so
+        their next owner's scan of the DLQ sees every dead letter this worker sent."""
+        ...
+
 
 def dlq_headers(record: RawRecord, reason: str, detail: str) -> Headers:
     return [
@@ -71,6 +76,9 @@ class ListDeadLetters:
         return None
 
     def forget(self, sources: Iterable[Source]) -> None:
+        return None
+
+    async def settle(self, timeout: float) -> None:
         return None
 
 
@@ -107,6 +115,8 @@ class KafkaDeadLetters:
         self._buffered: set[tuple[str, int, int]] = set()  # a batch redone after a failed flush adds its records again
         self._known: dict[Source, _Known] = {}
         self._touched: set[Source] = set()
+        self._idle = asyncio.Event()  # no flush under way
+        self._idle.set()
 
     def add(self, record: RawRecord, reason: str, detail: str) -> None:
         coordinates = (record.topic, record.partition, record.offset)
@@ -141,6 +151,19 @@ class KafkaDeadLetters:
     async def flush(self) -> int:
         if not self._buffer:
             return 0
+        self._idle.clear()
+        try:
+            return await self._flush()
+        finally:
+            self._idle.set()
+
+    async def settle(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return  # a flush stuck on a failing broker: its records are skipped as not owned when it is redone
+
+    async def _flush(self) -> int:
         sources = {(r.topic, r.partition) for r, _, _ in self._buffer}
         self._touched |= sources
         await self._learn(sources)

@@ -50,6 +50,16 @@ if faust.__version__ != FAUST_VERSION:  # pragma: no cover - an upgrade must re-
 class Consumer(aiokafka.Consumer):
     """faust's aiokafka consumer with a drain loop that awaits the conductor directly when it cannot block."""
 
+    def last_poll_ms(self, tp: Any) -> int | None:
+        """When (wall-clock ms) a fetch response last gave ``tp``'s high watermark; None before the first.
+
+        A partition whose fetched records wait to be handed over is not fetched again, so its
+        :meth:`highwater` can be much older than the records of other partitions (aiokafka's
+        ``last_poll_timestamp``).
+        """
+        consumer = cast(Any, self._thread)._ensure_consumer()
+        return cast("int | None", consumer.last_poll_timestamp(tp))
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - runs against a broker
         callback = self.callback
         getmany = self.getmany

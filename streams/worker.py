@@ -16,9 +16,9 @@ where a partition's event time moves on by a day, so that a backlog catches up o
 answer exactly only for recent day ends).
 
 Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
-(:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`). A
-rebalance drops the records held for revoked partitions and any record fetched before it
-(:meth:`Worker.on_revoked`, :meth:`Worker.stale`): the consumer fetches them again from the committed offsets.
+(:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`).
+A rebalance drops held records of revoked partitions and any fetched before it (:meth:`Worker.on_revoked`,
+:meth:`Worker.stale`): they are fetched again, after the dead letters under way are delivered.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import faust
 from faust.types import TP, Message
@@ -50,6 +50,7 @@ from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
 from streams.retry import effect, until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
+from streams.transport import Consumer as TransportConsumer
 from streams.written import RecoveryGuard, clickhouse_lookup
 
 log = logging.getLogger(__name__)
@@ -170,15 +171,11 @@ class Worker:
                 if dropped := self.aligner.discard(self.stale):  # held since before the rebalance
                     log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             forced = self.aligner.forced
-            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000))
-            if self.aligner.forced > forced:
-                ALIGNER_FORCED.inc(self.aligner.forced - forced)
-                log.warning(
-                    "released %d records without waiting for a partition idle for %.1f s "
-                    "(CHURNSTREAM_ALIGN_MAX_WAIT_S)",
-                    self.aligner.forced - forced,
-                    self.settings.align_max_wait_s,
-                )
+            seen = cast(TransportConsumer, self.app.consumer).last_poll_ms  # when each partition's end was seen
+            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000), seen)
+            if (n := self.aligner.forced - forced) > 0:
+                ALIGNER_FORCED.inc(n)
+                log.warning("released %d records without waiting on a partition (CHURNSTREAM_ALIGN_MAX_WAIT_S)", n)
             if not ready:
                 return
             if isinstance(monitor := self.app.monitor, LeanMonitor):
@@ -223,15 +220,16 @@ class Worker:
     async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         dropped = self.aligner.drop(revoked)
+        await self.processor.dlq.settle(timeout=10.0)  # letters under way reach the DLQ before the next owner scans
         self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
         self.rescorer.forget({tp.partition for tp in revoked})
-        if dropped:
-            log.info("dropped %d held records of revoked partitions (they are redelivered)", dropped)
+        if dropped:  # they are fetched again
+            log.info("dropped %d held records of revoked partitions", dropped)
 
     # ---- time ---------------------------------------------------------------------------------------------------
     async def catch_up(self, partitions: set[int]) -> None:
-        """After a batch: rescore every due user of a partition whose oldest due day end is falling behind its event
-        time (a backlog), else one bounded step for the first partition with users due, if the budget allows it."""
+        """After a batch: drain partitions falling behind their event time (a backlog), else one bounded step
+        if the budget allows it."""
         stepped = False
         oldest_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
         for p, oldest in oldest_of.items():

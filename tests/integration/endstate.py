@@ -72,15 +72,15 @@ class Workload:
             self.producer.join(timeout)
             assert not self.producer.is_alive(), "the producer did not finish"
 
-    def accepted(self, settings: Settings | None = None) -> offline.Accepted:
-        """Each user's accepted events; with ``settings``, from the records in the order the worker applied them
-        (:func:`delivered`), which decides which old events are ``too_late``."""
-        records = delivered(settings, self.prefix) if settings is not None else self.records
+    def accepted(self, in_order: list[Record] | None = None) -> offline.Accepted:
+        """Each user's accepted events; given the records in the order the worker applied them (:func:`delivered`),
+        from those, since that order decides which old events are ``too_late``."""
+        records = in_order if in_order is not None else self.records
         return offline.accept((KIND_OF[r.topic], r.value, self.produced_at) for r in records)
 
-    def dead_letters(self, settings: Settings) -> Counter[str]:
-        """What the worker must dead-letter, with the records in the order it applied them."""
-        return expected_dead_letters(delivered(settings, self.prefix), self.produced_at)
+    def dead_letters(self, in_order: list[Record]) -> Counter[str]:
+        """What the worker must dead-letter, given the records in the order it applied them (:func:`delivered`)."""
+        return expected_dead_letters(in_order, self.produced_at)
 
 
 def delivered(settings: Settings, prefix: str) -> list[Record]:
@@ -314,7 +314,8 @@ def assert_exact_end_state(
     stack: StackHandle, wl: Workload, clickhouse_dsns: tuple[str, ...] = (), raw_exact: bool = True
 ) -> None:
     """The three end-state checks (module docstring); ClickHouse read from the stack's DSN and any others."""
-    accepted = wl.accepted(stack.settings)
+    in_order = delivered(stack.settings, wl.prefix)  # the input topics, read back once
+    accepted = wl.accepted(in_order)
     # 1. features
     as_of = offline.latest(accepted)
     r = redis.Redis.from_url(stack.settings.redis_url)
@@ -359,4 +360,4 @@ def assert_exact_end_state(
     coordinates = Counter((h["source_topic"], h["source_partition"], h["source_offset"]) for h in dead)
     twice = {c: n for c, n in coordinates.items() if n > 1}
     assert not twice, f"{len(twice)} dead letters more than once, e.g. {list(twice.items())[:3]}"
-    assert Counter(h["reason"] for h in dead) == wl.dead_letters(stack.settings)
+    assert Counter(h["reason"] for h in dead) == wl.dead_letters(in_order)

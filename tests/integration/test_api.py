@@ -236,6 +236,7 @@ def test_health_readiness_and_metrics(api: Api) -> None:
     ready = api.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "kafka": "ok", "redis": "ok", "clickhouse": "ok"}
+    assert api.get(f"/v1/users/{api.users[0]}/scores").status_code == 200  # this test's own request, in any order
     text = api.client.get("/metrics").text
     for name in (
         "churnstream_api_request_seconds_bucket",

@@ -124,7 +124,7 @@ def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
     be lost or reordered: the worker once paused partitions that ran ahead, and faust dropped records fetched
     before the pause, then skipped their offsets as a gap (12,792 records lost in a 1M-record run)."""
     stack = own(stack, "backlog")
-    wl = Workload.generate("backlog", users=1500, days=90, seed=26)
+    wl = Workload.generate("backlog", users=1000, days=90, seed=26)
     wl.stream(stack.settings, rate=0)
     wl.join()
     with stack.worker("backlog") as proc:
@@ -134,7 +134,7 @@ def test_a_backlog_is_caught_up_without_loss(stack: StackHandle) -> None:
 
 def test_redis_down_for_30s(stack: StackHandle) -> None:
     stack = own(stack, "redis")
-    wl = Workload.generate("redis", users=1500, days=60, seed=22)
+    wl = Workload.generate("redis", users=1000, days=60, seed=22)
 
     def start() -> None:
         redis_server.start(stack.settings)
@@ -226,7 +226,7 @@ def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHan
 
 def test_kafka_broker_restart(stack: StackHandle) -> None:
     stack = own(stack, "kafka")
-    wl = Workload.generate("kafka", users=1500, days=60, seed=24)
+    wl = Workload.generate("kafka", users=1000, days=60, seed=24)
 
     def start() -> None:
         kafka_broker.start(stack.settings)

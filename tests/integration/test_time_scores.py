@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -175,6 +176,32 @@ def test_live_and_backlog_give_the_same_rows_time_rows_included(module_stack: St
     assert a == b, sorted(set(a) ^ set(b))[:5]
 
 
+def folded(prefix: str, users: int, days: int, seed: int) -> tuple[offline.Accepted, dict[str, UserState], int]:
+    """Generated users' accepted events, their states folded by :func:`features.state.apply`, and the latest event
+    time."""
+    generated = make_users(users, days, seed, prefix=prefix, start_ms=START)
+    accepted = offline.accept((e["type"], orjson.dumps(e)) for e in simulate(generated, days, seed, start_ms=START))
+    states = {u: UserState() for u in accepted}
+    for u, events in accepted.items():
+        for ev in events:
+            apply(states[u], ev)
+    return accepted, states, max(s.last_ms for s in states.values())
+
+
+async def time_path(
+    own: StackHandle, states: dict[str, UserState]
+) -> tuple[RedisStateStore, ClickHouseSink, Callable[..., Rescorer]]:
+    """The states written to the stack's Redis, the real ``predictions`` sink, and a maker of rescorers over both
+    (pass ``predictions=``)."""
+    store = RedisStateStore.from_url(own.settings.redis_url)
+    sink = ClickHouseSink(own.settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
+    champions = Champions(own.settings.registry_dir())
+    champions.refresh(force=True)
+    await store.write_many({u: encode_state(s) for u, s in states.items()})
+    make = partial(Rescorer, store.redis, store, Scorer(champions), lookup=time_rows_lookup(sink), batch=100_000)
+    return store, sink, make
+
+
 class WritesThenFails:
     """The real ClickHouse sink, but the worker "dies" right after the insert: before the states are written."""
 
@@ -193,21 +220,10 @@ def test_a_step_that_died_after_its_insert_writes_no_time_row_twice(module_stack
     own = module_stack.isolated("inflight")
     promote_new(Registry(own.settings.registry_dir()), "logreg", 9)
     prefix = f"infl{int(time.time()) % 100000}-"
-    users = make_users(40, 30, 44, prefix=prefix, start_ms=START)
-    accepted = offline.accept((e["type"], orjson.dumps(e)) for e in simulate(users, 30, 44, start_ms=START))
-    states = {u: UserState() for u in accepted}
-    for u, events in accepted.items():
-        for ev in events:
-            apply(states[u], ev)
-    clock = max(s.last_ms for s in states.values())
+    accepted, states, clock = folded(prefix, users=40, days=30, seed=44)
 
     async def run() -> tuple[list[str], int]:
-        store = RedisStateStore.from_url(own.settings.redis_url)
-        sink = ClickHouseSink(own.settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
-        champions = Champions(own.settings.registry_dir())
-        champions.refresh(force=True)
-        make = partial(Rescorer, store.redis, store, Scorer(champions), lookup=time_rows_lookup(sink), batch=100_000)
-        await store.write_many({u: encode_state(s) for u, s in states.items()})
+        store, sink, make = await time_path(own, states)
         first = make(predictions=WritesThenFails(sink))
         await first.record({0: states}, {0: clock})
         with pytest.raises(EffectFailed):
@@ -259,21 +275,10 @@ def test_a_step_redone_after_an_insert_that_left_its_token_loses_no_time_row(mod
     own = module_stack.isolated("lefttoken")
     promote_new(Registry(own.settings.registry_dir()), "logreg", 9)
     prefix = f"ltok{time.time_ns() % 10**8}-"
-    users = make_users(30, 20, 45, prefix=prefix, start_ms=START)
-    accepted = offline.accept((e["type"], orjson.dumps(e)) for e in simulate(users, 20, 45, start_ms=START))
-    states = {u: UserState() for u in accepted}
-    for u, events in accepted.items():
-        for ev in events:
-            apply(states[u], ev)
-    clock = max(s.last_ms for s in states.values())
+    accepted, states, clock = folded(prefix, users=30, days=20, seed=45)
 
     async def run() -> int:
-        store = RedisStateStore.from_url(own.settings.redis_url)
-        sink = ClickHouseSink(own.settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
-        champions = Champions(own.settings.registry_dir())
-        champions.refresh(force=True)
-        make = partial(Rescorer, store.redis, store, Scorer(champions), lookup=time_rows_lookup(sink), batch=100_000)
-        await store.write_many({u: encode_state(s) for u, s in states.items()})
+        store, sink, make = await time_path(own, states)
         first = make(predictions=FailsLeavingItsToken(sink, "stand-in-" + prefix))
         await first.record({0: states}, {0: clock})
         with pytest.raises(EffectFailed):

@@ -167,3 +167,36 @@ def test_a_batch_redone_after_one_failed_delivery_resends_only_that_one() -> Non
 
     run(go())
     assert sorted(topic.delivered) == [("page_views", 0, 1), ("page_views", 0, 2), ("page_views", 0, 3)]
+
+
+def test_a_revocation_waits_for_the_dead_letters_under_way_so_the_next_owners_scan_finds_them() -> None:
+    """The old owner's flush is still delivering when its partition is revoked; the new owner scans the DLQ as soon
+    as it gets the partition. Without ``settle`` the scan runs before the delivery and the letter is sent twice."""
+
+    class SlowTopic(Topic):
+        async def send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+            h = dict(headers)
+            coordinates = (h["source_topic"].decode(), int(h["source_partition"]), int(h["source_offset"]))
+
+            async def deliver() -> None:
+                await asyncio.sleep(0.05)  # the broker acknowledges a little later
+                self.delivered.append(coordinates)
+
+            return asyncio.ensure_future(deliver())
+
+    async def run() -> list[tuple[str, int, int]]:
+        topic = SlowTopic()
+        ledger = MemoryLedger()
+        old = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(old, [5])
+        flushing = asyncio.ensure_future(old.flush())
+        await asyncio.sleep(0)  # the flush has started sending
+        await old.settle(timeout=5.0)  # the revocation: the group moves on only after this
+        new = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(new, [5])  # the new owner processes the same record again
+        await new.flush()
+        await flushing
+        await asyncio.sleep(0.1)
+        return topic.delivered
+
+    assert asyncio.run(run()) == [("page_views", 0, 5)]

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 import mode
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faust.agents import actor as faust_actor
 from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
@@ -109,9 +110,13 @@ def test_driver_is_a_subclass_registered_by_entry_point() -> None:
     assert issubclass(transport.Transport, faust_aiokafka.Transport)
     assert issubclass(transport.Consumer, faust_aiokafka.Consumer)
     assert transport.Transport.Consumer is transport.Consumer
-    # the driver overrides exactly one method, with the same signature
+    # the driver overrides exactly one method, with the same signature, and adds one reader (last_poll_ms) of the
+    # aiokafka consumer behind faust's consumer thread
     own = {k for k, v in vars(transport.Consumer).items() if callable(v)}
-    assert own == {"_drain_messages"}
+    assert own == {"_drain_messages", "last_poll_ms"}
+    assert not hasattr(faust_aiokafka.Consumer, "last_poll_ms")
+    assert callable(faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer)
+    assert list(inspect.signature(AIOKafkaConsumer.last_poll_timestamp).parameters) == ["self", "partition"]
     own_sig = inspect.signature(transport.Consumer._drain_messages)
     assert list(own_sig.parameters) == list(inspect.signature(faust_consumer.Consumer._drain_messages).parameters)
     eps = [ep for ep in metadata.entry_points(group="faust.transports") if ep.name == "churnstream-kafka"]
