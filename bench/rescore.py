@@ -152,6 +152,7 @@ def run(
             blobs = templates(template_users, days, seed_)
             per = seed(dbs[DUE_DB], blobs, users, f"{prefix}-due", settings.partitions, due_ms, clock_ms)
         run.details["seed_seconds"] = round(time.monotonic() - started, 1)
+        run.details["template_states"] = len(blobs)  # the template users with an event in the days generated
         console.print(f"{users:,} users due ({len(blobs):,} template states), per partition {per}")
         with console.status(f"phase due: the same backlog while {users:,} users are due"):
             due = phase(settings, "due", topics, DUE_DB, n, due_ms)
@@ -227,7 +228,8 @@ def report(run: Run, settings: Settings, events: int, users: int, f: dict[str, A
         "## Rescoring users due by time (one worker, all models on)",
         "",
         f"Command: `{run.command}`: {users:,} users due by time, seeded in Redis with realistic states "
-        f"({run.sizes['template_users']:,} generated users' states over {run.sizes['days']} days, folded by "
+        f"(the states of those of {run.sizes['template_users']:,} generated users with events in "
+        f"{run.sizes['days']} days{template_states(d)}, folded by "
         "`features.state.apply`, copied under new ids), each in the due index of its key's partition with one day "
         "end due: the watermark has passed it, within the window where the worker interleaves rescoring with "
         f"events. The backlog: {events:,} generated records of {run.sizes['backlog_users']:,} new users, with "
@@ -259,3 +261,13 @@ def report(run: Run, settings: Settings, events: int, users: int, f: dict[str, A
         f"{d['time_rows_expected']:,}: one per user, task and model kind), counted raw after the worker stopped.",
     ]
     update_section("rescore", "\n".join(md))
+
+
+def template_states(details: dict[str, Any]) -> str:
+    """How many template states a run used, when its record says so (records before it was kept do not).
+
+    >>> template_states({"template_states": 2650}), template_states({})
+    (': 2,650', '')
+    """
+    n = details.get("template_states")
+    return f": {n:,}" if n is not None else ""
