@@ -206,16 +206,20 @@ class Worker:
     def assigned(self) -> set[Any]:
         return {tp for tp in self.app.consumer.assignment() if tp.topic in self.settings.input_topics}
 
-    def caught_up(self, tp: Any) -> bool:
-        """Nothing more to fetch from ``tp``: everything up to its high watermark has reached the aligner."""
+    def unfetched(self, tp: Any) -> int | None:
+        """Records of ``tp`` up to its high watermark that have not reached the aligner (None: end not known yet)."""
         highwater = self.app.consumer.highwater(tp)
         if highwater is None:
-            return False
+            return None
         last = self.aligner.last_offset.get(tp)
         if last is not None:
-            return bool(last + 1 >= highwater)
+            return max(0, highwater - last - 1)
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)  # the next offset to read
-        return bool((committed or 0) >= highwater)
+        return max(0, highwater - (committed or 0))
+
+    def caught_up(self, tp: Any) -> bool:
+        """Nothing more to fetch from ``tp``: everything up to its high watermark has reached the aligner."""
+        return self.unfetched(tp) == 0
 
     async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
@@ -268,14 +272,7 @@ class Worker:
 
     async def report_lag(self) -> None:
         """Consumer lag: records not yet fetched from the assigned partitions plus records held for ordering."""
-        behind = 0
-        for tp in self.assigned():
-            highwater, last = self.app.consumer.highwater(tp), self.aligner.last_offset.get(tp)
-            if highwater is not None and last is not None:
-                behind += max(0, highwater - last - 1)
-            elif highwater is not None:
-                committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp) or 0
-                behind += max(0, highwater - committed)
+        behind = sum(self.unfetched(tp) or 0 for tp in self.assigned())
         CONSUMER_LAG.set(behind + self.aligner.size)
 
     async def resolve_labels(self) -> None:
