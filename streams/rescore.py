@@ -21,7 +21,6 @@ The rows themselves are a function of the events, not of when the step runs, so 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -141,11 +140,21 @@ class Rescorer:
         if lapsed := [u for u, t in nexts.items() if t is None]:
             pipe.zrem(due_key(partition), *lapsed)
 
-    def watermark(self, partition: int, caught_up: bool = False) -> int:
-        """Day ends at or before this are due in ``partition``."""
+    def watermark(self, partition: int, seen_ms: int | None = None) -> int:
+        """Day ends at or before this are due in ``partition``.
+
+        With the wall clock, ``seen_ms`` moves the clock on while the stream is quiet: when the ends of the
+        partition's input topics were last fetched, with every record before them applied (None: not all
+        applied). Not the time now: a partition's end last fetched before an outage says nothing of what came since.
+
+        >>> r = Rescorer(None, None, None, None, None, lateness_ms=1_000, wall_clock=True)
+        >>> r.clocks[0] = 5_000
+        >>> r.watermark(0), r.watermark(0, seen_ms=9_000), r.watermark(0, seen_ms=3_000)
+        (4000, 8000, 4000)
+        """
         clock = self.clocks.get(partition, 0)
-        if self.wall_clock and caught_up:
-            clock = max(clock, int(time.time() * 1000))
+        if self.wall_clock and seen_ms:
+            clock = max(clock, seen_ms)
         return clock - self.lateness_ms if clock else 0
 
     def must_catch_up(self, partition: int, oldest_due: int) -> bool:
@@ -165,11 +174,11 @@ class Rescorer:
         return {p: int(first[0][1]) if first else None for p, first in zip(partitions, answers, strict=True)}
 
     # ---- steps ----------------------------------------------------------------------------------------------------
-    async def step(self, partition: int, caught_up: bool = False) -> int:
+    async def step(self, partition: int, seen_ms: int | None = None) -> int:
         """Rescore up to ``batch`` users of ``partition`` whose next grid point the watermark has passed, and stop
         adding users once ``batch`` rows (user, day end) are due; returns how many users were looked at (0: none
         due)."""
-        watermark = self.watermark(partition, caught_up)
+        watermark = self.watermark(partition, seen_ms)
         RESCORE_WATERMARK.labels(str(partition)).set(watermark)
         if watermark <= 0:
             return 0

@@ -171,8 +171,7 @@ class Worker:
                 if dropped := self.aligner.discard(self.stale):  # held since before the rebalance
                     log.info("dropped %d records fetched before the rebalance (they are fetched again)", dropped)
             forced = self.aligner.forced
-            seen = cast(TransportConsumer, self.app.consumer).last_poll_ms  # when each partition's end was seen
-            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000), seen)
+            ready = self.aligner.release(self.assigned(), self.caught_up, int(time.time() * 1000), self.seen_ms)
             if (n := self.aligner.forced - forced) > 0:
                 ALIGNER_FORCED.inc(n)
                 log.warning("released %d records without waiting on a partition (CHURNSTREAM_ALIGN_MAX_WAIT_S)", n)
@@ -206,6 +205,10 @@ class Worker:
     def assigned(self) -> set[Any]:
         return {tp for tp in self.app.consumer.assignment() if tp.topic in self.settings.input_topics}
 
+    def seen_ms(self, tp: Any) -> int | None:
+        """When a fetch last told ``tp``'s end (its high watermark) to the consumer."""
+        return cast(TransportConsumer, self.app.consumer).last_poll_ms(tp)
+
     def unfetched(self, tp: Any) -> int | None:
         """Records of ``tp`` up to its high watermark that have not reached the aligner (None: end not known yet)."""
         highwater = self.app.consumer.highwater(tp)
@@ -227,8 +230,8 @@ class Worker:
         await self.processor.dlq.settle(timeout=10.0)  # letters under way reach the DLQ before the next owner scans
         self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
         self.rescorer.forget({tp.partition for tp in revoked})
-        if dropped:  # they are fetched again
-            log.info("dropped %d held records of revoked partitions", dropped)
+        if dropped:
+            log.info("dropped %d held records of revoked partitions (they are fetched again)", dropped)
 
     # ---- time ---------------------------------------------------------------------------------------------------
     async def catch_up(self, partitions: set[int]) -> None:
@@ -255,14 +258,15 @@ class Worker:
                     return
                 try:
                     await self.rescorer.restore([tp_partition])
-                    await self.budget.charge(self.rescorer.step(tp_partition, self.partition_caught_up(tp_partition)))
+                    await self.budget.charge(self.rescorer.step(tp_partition, self.partition_seen_ms(tp_partition)))
                 except Exception:
                     log.exception("rescoring partition %d failed; retrying on the next tick", tp_partition)
 
-    def partition_caught_up(self, partition: int) -> bool:
-        """Everything of ``partition``'s input topics has been fetched and processed (for the wall clock)."""
+    def partition_seen_ms(self, partition: int) -> int | None:
+        """When all of ``partition``'s input topics were last fetched and processed (the wall clock), else None."""
         tps = [tp for tp in self.assigned() if tp.partition == partition]
-        return all(self.caught_up(tp) and not self.aligner.held(tp) for tp in tps)
+        seen = [self.seen_ms(tp) if self.caught_up(tp) and not self.aligner.held(tp) else None for tp in tps]
+        return None if not seen or None in seen else min(s for s in seen if s is not None)
 
     # ---- timers ---------------------------------------------------------------------------------------------------
     async def release_held(self) -> None:
