@@ -108,6 +108,7 @@ class Event(msgspec.Struct, frozen=True, array_like=True):
     cart_remove: bool = False
     revenue_cents: int = 0
     raw: PageView | CartEvent | Purchase | None = None
+    categories: tuple[str, ...] = ()  # the product categories it names (a purchase: one per item)
 
 
 class Rejection(msgspec.Struct, frozen=True):
@@ -217,7 +218,15 @@ def _check(kind: str, raw: PageView | CartEvent | Purchase, broker_ts_ms: int | 
     if broker_ts_ms is not None and ts_ms > broker_ts_ms + MAX_FUTURE_MS:
         return Rejection("ts_in_future", f"ts is {(ts_ms - broker_ts_ms) / 3.6e6:.1f} h ahead of the broker time", "ts")
     if isinstance(raw, PageView):
-        return Event("page_view", raw.event_id, raw.user_id, ts_ms, product_view=bool(raw.product_id), raw=raw)
+        return Event(
+            "page_view",
+            raw.event_id,
+            raw.user_id,
+            ts_ms,
+            product_view=bool(raw.product_id),
+            raw=raw,
+            categories=(raw.category,) if raw.category else (),
+        )
     if isinstance(raw, CartEvent):
         if raw.action not in ("add", "remove"):
             return Rejection("unknown_action", f"action must be 'add' or 'remove', got {raw.action[:32]!r}", "action")
@@ -234,6 +243,7 @@ def _check(kind: str, raw: PageView | CartEvent | Purchase, broker_ts_ms: int | 
             cart_add=raw.action == "add",
             cart_remove=raw.action == "remove",
             raw=raw,
+            categories=(raw.category,) if raw.category else (),
         )
     bad = _money(raw.amount, "amount")
     if bad:
@@ -246,4 +256,13 @@ def _check(kind: str, raw: PageView | CartEvent | Purchase, broker_ts_ms: int | 
         bad = _money(item.price, f"items[{i}].price")
         if bad:
             return bad
-    return Event("purchase", raw.event_id, raw.user_id, ts_ms, revenue_cents=round(raw.amount * 100), raw=raw)
+    categories = tuple(item.category for item in raw.items if item.category)
+    return Event(
+        "purchase",
+        raw.event_id,
+        raw.user_id,
+        ts_ms,
+        revenue_cents=round(raw.amount * 100),
+        raw=raw,
+        categories=categories,
+    )

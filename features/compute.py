@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from features.categories import BUCKETS as CATEGORY_BUCKETS
 from features.state import (
+    BUCKET_SLOTS,
     CART_ADDS,
     CART_REMOVES,
     DAY_MS,
@@ -32,6 +34,7 @@ from features.state import (
 WINDOWS = (7, 14, 30, 60)
 _COUNTS = ("page_views", "product_views", "cart_adds", "cart_removes", "purchases", "revenue", "active_days")
 
+_SHARES = tuple(f"category_share_{b:02d}" for b in range(CATEGORY_BUCKETS))  # features.categories
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"{name}_{w}d" for w in WINDOWS for name in _COUNTS),
     "days_since_last_event",
@@ -47,6 +50,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "trend_30d",
     "cart_adds_per_product_view_30d",
     "purchases_per_cart_add_30d",
+    *_SHARES,
 )
 
 NEVER = -1.0  # value of a days_since_* feature when the user never had that event
@@ -76,6 +80,7 @@ class AsOf(NamedTuple):
     last_cart_ms: int
     last_purchase_ms: int
     life: list[int]
+    mix: dict[int, int]  # category bucket -> count
 
 
 def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
@@ -104,9 +109,11 @@ def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
             state.last_cart_ms,
             state.last_purchase_ms,
             state.life,
+            state.mix,
         )
     day = as_of_ms // DAY_MS
     life = list(state.life)
+    mix = dict(state.mix)
     events = state.events
     lasts = list(state.floors)
     for d, b in state.days.items():
@@ -114,11 +121,13 @@ def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
             for i in range(SLOTS):
                 life[i] -= b[i]
             events -= b[PAGE_VIEWS] + b[CART_ADDS] + b[CART_REMOVES] + b[PURCHASES]
+            for i in range(BUCKET_SLOTS, len(b), 2):
+                mix[b[i]] -= b[i + 1]
         else:
-            for i, last in enumerate(b[LAST_PAGE_VIEW:]):
+            for i, last in enumerate(b[LAST_PAGE_VIEW:BUCKET_SLOTS]):
                 if last:
                     lasts[i] = max(lasts[i], d * DAY_MS + last - 1)
-    return AsOf(events, state.first_ms, max(lasts), lasts[0], lasts[1], lasts[2], life)
+    return AsOf(events, state.first_ms, max(lasts), lasts[0], lasts[1], lasts[2], life, mix)
 
 
 def features(state: UserState, as_of_ms: int) -> dict[str, float]:
@@ -178,6 +187,9 @@ def features(state: UserState, as_of_ms: int) -> dict[str, float]:
     out["trend_30d"] = _trend(events_by_range[2], events_by_range[3])
     out["cart_adds_per_product_view_30d"] = _ratio(sums[30][CART_ADDS], sums[30][PRODUCT_VIEWS])
     out["purchases_per_cart_add_30d"] = _ratio(sums[30][PURCHASES], sums[30][CART_ADDS])
+    tagged = sum(at.mix.values())
+    for k, name in enumerate(_SHARES):
+        out[name] = at.mix.get(k, 0) / tagged if tagged else 0.0
     return out
 
 

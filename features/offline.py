@@ -113,12 +113,16 @@ def read_clickhouse(client: Any, user_ids: Sequence[str] | None = None) -> Accep
     """Accepted events from the ClickHouse ``events`` table (one row per event after FINAL)."""
     where = "WHERE user_id IN {users:Array(String)}" if user_ids is not None else ""
     rows = client.query(
-        "SELECT user_id, event_type, event_id, toUnixTimestamp64Milli(ts), product_id != '', action, amount "
-        f"FROM events FINAL {where} ORDER BY user_id, ts",
+        "SELECT user_id, event_type, event_id, toUnixTimestamp64Milli(ts), product_id != '', action, amount, "
+        f"category, items FROM events FINAL {where} ORDER BY user_id, ts",
         parameters={"users": list(user_ids)} if user_ids is not None else None,
     ).result_rows
     out: defaultdict[str, list[Event]] = defaultdict(list)
-    for user_id, kind, event_id, ts_ms, product_view, action, amount in rows:
+    for user_id, kind, event_id, ts_ms, product_view, action, amount, category, items in rows:
+        if kind == "purchase":
+            categories = tuple(i["category"] for i in orjson.loads(items or "[]") if i.get("category"))
+        else:
+            categories = (category,) if category else ()
         out[user_id].append(
             Event(
                 kind,
@@ -129,6 +133,7 @@ def read_clickhouse(client: Any, user_ids: Sequence[str] | None = None) -> Accep
                 cart_add=action == "add",
                 cart_remove=action == "remove",
                 revenue_cents=round(amount * 100) if kind == "purchase" else 0,
+                categories=categories,
             )
         )
     return dict(out)

@@ -32,6 +32,7 @@ import msgspec
 
 from core.contracts import Event
 from core.days import DAY_MS
+from features.categories import bucket as category_bucket
 
 HORIZON_DAYS = 60  # the longest window: an event more than this many days before the user's latest is too late
 # buckets kept: the latest event's day and the 67 days before it, so the features as of the end of any of the last
@@ -47,6 +48,7 @@ SLOTS = 6
 # bucket only: the latest event of each type that day, as milliseconds into the day + 1 (0: none that day)
 LAST_PAGE_VIEW, LAST_CART, LAST_PURCHASE = range(6, 9)
 BUCKET_SLOTS = 9
+# then, in days with category-tagged events, (category bucket, count) pairs: the day's share of the category mix
 LAST_SLOT = {"page_view": LAST_PAGE_VIEW, "cart": LAST_CART, "purchase": LAST_PURCHASE}
 
 Outcome = Literal["applied", "replayed", "duplicate", "too_late"]
@@ -66,6 +68,7 @@ class UserState(msgspec.Struct, array_like=True):
     # latest page view, cart event and purchase (epoch ms, 0 = none) on days that left the horizon
     floors: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])
     rescored_ms: int = 0  # the latest day end the user was scored at by time (0 = never)
+    mix: dict[int, int] = msgspec.field(default_factory=dict)  # category bucket -> lifetime count (features.categories)
 
 
 class _Stored(msgspec.Struct, array_like=True):
@@ -83,6 +86,7 @@ class _Stored(msgspec.Struct, array_like=True):
     recent: bytes
     floors: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])  # absent in states written before them
     rescored_ms: int = 0
+    mix: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -105,6 +109,7 @@ def encode_state(state: UserState) -> bytes:
             state.recent,
             state.floors,
             state.rescored_ms,
+            state.mix,
         )
     )
 
@@ -122,11 +127,12 @@ def decode_state(blob: bytes | None) -> UserState:
         s.last_cart_ms,
         s.last_purchase_ms,
         s.life,
-        {last_day - a: b if len(b) == BUCKET_SLOTS else [*b, 0, 0, 0] for a, b in s.ages.items()},
+        {last_day - a: b if len(b) >= BUCKET_SLOTS else [*b, 0, 0, 0] for a, b in s.ages.items()},
         s.offsets,
         s.recent,
         s.floors,
         s.rescored_ms,
+        s.mix,
     )
 
 
@@ -147,6 +153,19 @@ def _seen(recent: bytes, h: bytes) -> bool:
             return True
         i = recent.find(h, i + 1)
     return False
+
+
+def _count_categories(mix: dict[int, int], bucket: list[int], categories: tuple[str, ...]) -> None:
+    """Count ``categories`` into the lifetime mix and into the day bucket's (category bucket, count) pairs."""
+    for name in categories:
+        b = category_bucket(name)
+        mix[b] = mix.get(b, 0) + 1
+        for i in range(BUCKET_SLOTS, len(bucket), 2):
+            if bucket[i] == b:
+                bucket[i + 1] += 1
+                break
+        else:
+            bucket += (b, 1)
 
 
 def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None = None) -> Outcome:
@@ -193,6 +212,8 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
         life[PURCHASES] += 1
         life[REVENUE_CENTS] += ev.revenue_cents
         state.last_purchase_ms = max(state.last_purchase_ms, ts)
+    if ev.categories:
+        _count_categories(state.mix, bucket, ev.categories)
 
     if state.events == 0:
         state.first_ms = state.last_ms = ts
@@ -205,7 +226,7 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
                 oldest = day - KEPT_DAYS
                 for d in [d for d in state.days if d < oldest]:
                     gone = state.days.pop(d)
-                    for i, last in enumerate(gone[LAST_PAGE_VIEW:]):
+                    for i, last in enumerate(gone[LAST_PAGE_VIEW:BUCKET_SLOTS]):
                         if last:
                             state.floors[i] = max(state.floors[i], d * DAY_MS + last - 1)
     state.events += 1

@@ -2,11 +2,15 @@
 
 Each user has an engagement rate (sessions per day while active), a purchase propensity, a cart rate and the
 rates of a hidden day-by-day process (``simulation.latent``): active, dormant (silent, often for longer than the
-60-day churn horizon, then back) or gone for good. One latent "customer value" factor plus wide individual noise
-drives them all, so the mix runs from near-daily visitors to a visit a month; a weekday and a yearly season
-profile scale the sessions, and sessions walk a view -> product view -> cart -> purchase funnel. As in real
-shops, a quiet user may be dormant or gone: silence is evidence, not proof. The latent parameters and the hidden
-path are kept, so the true label probabilities can be computed for any (user, as_of) (``models.oracle``).
+60-day churn horizon, then back) or gone for good. One latent "customer value" factor plus individual noise
+drives them all, so the mix runs from near-daily visitors to a visit a month. Each user also has a favourite
+category, and what a customer shops for says how they shop (:data:`REGIME`): grocery and beauty buyers
+replenish at a steady pace and seldom pause, electronics and toy buyers buy less often and doze off for months
+at a time, the rest lie in between. A weekday and a yearly season profile scale the sessions, and sessions walk
+a view -> product view -> cart -> purchase funnel, mostly in the favourite category. As in real shops, a quiet
+user may be dormant or gone: silence is evidence, not proof, and what a user shops for is evidence too. The
+latent parameters and the hidden path are kept, so the true label probabilities can be computed for any (user,
+as_of) (``models.oracle``).
 
 ``arrivals`` (``simulation.faults``) turns the events into the records a broker would see: some delayed (out of
 order), some sent twice (producer retries), and some malformed, one of each DLQ reason in turn.
@@ -32,7 +36,7 @@ CATEGORIES = ("books", "electronics", "home", "fashion", "toys", "grocery", "bea
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 # The medians of the users' hidden-process rates (each user's own are spread around them, see ``make_users``)
 ENGAGEMENT_MEDIAN = 0.42  # sessions per day while active, at activity 1
-ENGAGEMENT_SPREAD = 0.75  # the log-normal spread of engagement beyond what the customer value explains
+ENGAGEMENT_SPREAD = 0.45  # the log-normal spread of engagement beyond what the customer value explains
 CHURN_HAZARD = 0.004  # chance per day of an active user leaving for good
 DORMANCY = 0.035  # chance per day of an active user falling dormant
 WAKE = 0.015  # chance per day of a dormant user becoming active again
@@ -40,6 +44,11 @@ DORMANT_HAZARD = 0.005  # chance per day of a dormant user leaving for good
 DORMANT_SHARE = 0.0  # a dormant user's session rate as a share of their active one (0: dormant is silent)
 PROPENSITY_LOGIT = 0.0  # the median user's purchase propensity, as a logit
 CART_LOGIT = -1.4  # the median user's cart rate, as a logit
+# shopping regimes by favourite category: -1 replenishment, +1 occasional, the rest 0; each step multiplies the
+# chance of falling dormant by e^2, the chance of waking by e^-1.4, and moves the purchase propensity's logit by -0.8
+REGIME = {"grocery": -1, "beauty": -1, "electronics": 1, "toys": 1}
+REGIME_DORMANCY, REGIME_WAKE, REGIME_PROPENSITY = 2.0, -1.4, -0.8
+FAVOURITE_SHARE = 0.7  # chance that a page is in the user's favourite category (else any category)
 WEEKDAY, weekday = latent.WEEKDAY, latent.weekday
 
 # The session funnel, in the order ``_user_events`` walks it; models/oracle.py derives the true label
@@ -69,6 +78,7 @@ class User:
     dormant_hazard: float = 0.0  # chance per day of a dormant user leaving for good
     dormant_share: float = 0.0  # a dormant user's session rate, as a share of the active rate
     path: str = ""  # the hidden state (``latent.STATES``) of each day from the signup day on; "" : always active
+    favourite: str = ""  # the category most of the user's pages are in ("": none, every category alike)
 
     def matrix(self) -> np.ndarray:
         """The user's day-to-day transition matrix over (active, dormant, gone)."""
@@ -88,9 +98,10 @@ def make_users(
     """``n`` users who sign up during the first 70% of ``days``, each with a hidden state path up to the end.
 
     One latent "customer value" factor ``z`` drives the rates, as in real shops: engaged users visit more, add to
-    cart more, buy more, doze off less often and leave less. Each rate also has its own, wide noise, so users
-    with the same ``z`` still differ and the mix runs from daily visitors to a visit a month. ``activity`` scales
-    every user's sessions per day (0.5: half the traffic).
+    cart more, buy more, doze off less often and leave less. Each rate also has its own noise, so users with the
+    same ``z`` still differ and the mix runs from daily visitors to a visit a month. The favourite category's
+    regime (:data:`REGIME`) sets most of how often a user dozes off and for how long, and moves their purchase
+    propensity. ``activity`` scales every user's sessions per day (0.5: half the traffic).
 
     >>> u = make_users(1000, days=100, seed=3)
     >>> 0.3 < sum(x.engagement for x in u) / 1000 < 0.9, 0.002 < sum(x.churn_hazard for x in u) / 1000 < 0.02
@@ -102,13 +113,16 @@ def make_users(
     signup = start_ms + (rng.random(n) * days * 0.7 * DAY_MS).astype(np.int64)
     z = rng.standard_normal(n)
     noise = rng.standard_normal((8, n))
-    engagement = ENGAGEMENT_MEDIAN * activity * np.exp(0.6 * z + ENGAGEMENT_SPREAD * noise[0])
+    favourite = rng.integers(len(CATEGORIES), size=n)
+    regime = np.array([REGIME.get(c, 0) for c in CATEGORIES])[favourite]
+    engagement = ENGAGEMENT_MEDIAN * activity * np.exp(0.36 * z + ENGAGEMENT_SPREAD * noise[0])
     hazard = np.clip(CHURN_HAZARD * np.exp(-0.6 * z + 0.4 * noise[1]), 1e-4, 0.2)
-    propensity = 1 / (1 + np.exp(-PROPENSITY_LOGIT - 0.6 * z - 0.2 * noise[2]))
+    propensity_logit = PROPENSITY_LOGIT + 0.6 * z + 0.2 * noise[2] + REGIME_PROPENSITY * regime
+    propensity = 1 / (1 + np.exp(-propensity_logit))
     cart_rate = 1 / (1 + np.exp(-CART_LOGIT - 0.4 * z - 0.2 * noise[3]))
-    dormancy = np.clip(DORMANCY * np.exp(-0.4 * z + 0.5 * noise[4]), 1e-4, 0.3)
-    wake = np.clip(WAKE * np.exp(0.3 * z + 0.5 * noise[5]), 1e-4, 0.3)
-    dormant_hazard = np.clip(DORMANT_HAZARD * np.exp(-0.4 * z + 0.4 * noise[6]), 1e-4, 0.2)
+    dormancy = np.clip(DORMANCY * np.exp(-0.08 * z + 0.1 * noise[4] + REGIME_DORMANCY * regime), 1e-4, 0.3)
+    wake = np.clip(WAKE * np.exp(0.06 * z + 0.1 * noise[5] + REGIME_WAKE * regime), 1e-4, 0.3)
+    dormant_hazard = np.clip(DORMANT_HAZARD * np.exp(-0.08 * z + 0.08 * noise[6]), 1e-4, 0.2)
     dormant_share = DORMANT_SHARE * np.exp(0.5 * noise[7]).clip(0, 4)
     end_day = (start_ms + days * DAY_MS - 1) // DAY_MS
     users = []
@@ -132,6 +146,7 @@ def make_users(
                 float(dormant_hazard[i]),
                 float(dormant_share[i]),
                 path,
+                CATEGORIES[int(favourite[i])],
             )
         )
     return users
@@ -141,6 +156,13 @@ def session_rates(u: User, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(active rate, dormant rate): the expected sessions on each of ``days`` (since the epoch) in either state."""
     active = u.engagement * latent.day_factor(days)
     return active, active * u.dormant_share
+
+
+def _category(u: User, rng: np.random.Generator) -> str:
+    """The category of a page: the favourite one with ``FAVOURITE_SHARE``, else any."""
+    if u.favourite and rng.random() < FAVOURITE_SHARE:
+        return u.favourite
+    return CATEGORIES[int(rng.integers(len(CATEGORIES)))]
 
 
 def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
@@ -167,7 +189,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
             for _ in range(1 + rng.poisson(EXTRA_PAGES_MEAN)):
                 t += int(rng.integers(*PAGE_GAP_MS))
                 seq += 1
-                category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
+                category = _category(u, rng)
                 if rng.random() < PRODUCT_SHARE:
                     product = f"p{int(rng.integers(5000))}"
                     events.append(

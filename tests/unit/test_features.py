@@ -6,9 +6,10 @@ import copy
 import math
 import random
 
+import orjson
 import pytest
 
-from core.contracts import Event
+from core.contracts import Event, decode
 from features.compute import FEATURE_NAMES, NEVER, features
 from features.state import DAY_MS, EXACT_DAYS, HORIZON_DAYS, KEPT_DAYS, UserState, apply
 
@@ -156,17 +157,8 @@ def test_day_end_features_of_a_state_that_already_holds_later_events_are_exact()
     users = make_users(60, days=150, seed=8, prefix="pit")
     by_user: dict[str, list[Event]] = {}
     for e in simulate(users, days=150, seed=8):
-        kind = e["type"]
-        ev = Event(
-            kind,
-            e["event_id"],
-            e["user_id"],
-            e["ts"],
-            product_view=bool(e.get("product_id")) and kind == "page_view",
-            cart_add=e.get("action") == "add",
-            cart_remove=e.get("action") == "remove",
-            revenue_cents=round(e.get("amount", 0) * 100),
-        )
+        ev = decode(e["type"], orjson.dumps(e))
+        assert isinstance(ev, Event)
         by_user.setdefault(ev.user_id, []).append(ev)
     checked = 0
     rng = random.Random(8)
@@ -181,6 +173,55 @@ def test_day_end_features_of_a_state_that_already_holds_later_events_are_exact()
             assert features(state, as_of) == want, (events[0].user_id, day)
             checked += 1
     assert checked > 300
+
+
+def test_category_mix_counts_every_category_named_and_is_point_in_time() -> None:
+    """A page view, a cart add and a two-item purchase name four categories; the shares as of the end of the
+    first day ignore the later purchase."""
+    from core.days import day_end
+    from features.categories import bucket
+    from features.state import decode_state, encode_state
+
+    events = [
+        decode(
+            "page_view",
+            b'{"event_id":"a","user_id":"u","ts":%d,"page_type":"product","product_id":"p","category":"books"}' % T0,
+        ),
+        decode(
+            "cart",
+            b'{"event_id":"b","user_id":"u","ts":%d,"action":"add","product_id":"p","category":"books",'
+            b'"quantity":1,"price":5.0}' % (T0 + 1000),
+        ),
+        decode(
+            "purchase",
+            b'{"event_id":"c","user_id":"u","ts":%d,"order_id":"o","amount":9.0,"currency":"EUR",'
+            b'"items":[{"product_id":"p","category":"books","quantity":1,"price":5.0},'
+            b'{"product_id":"q","category":"toys","quantity":1,"price":4.0}]}' % (T0 + 2 * DAY_MS),
+        ),
+    ]
+    s = state_of(*events)  # type: ignore[arg-type]
+    books, toys = bucket("books"), bucket("toys")
+    later = features(s, s.last_ms)
+    assert later[f"category_share_{books:02d}"] == 0.75 and later[f"category_share_{toys:02d}"] == 0.25
+    first_day = features(s, day_end(T0 // DAY_MS))
+    assert first_day[f"category_share_{books:02d}"] == 1.0 and first_day[f"category_share_{toys:02d}"] == 0.0
+    assert sum(v for k, v in later.items() if k.startswith("category_share_")) == 1.0
+    assert decode_state(encode_state(s)) == s
+    assert features(state_of(pv(1, T0)), T0)[f"category_share_{books:02d}"] == 0.0  # names no category
+
+
+def test_a_state_stored_before_the_category_mix_still_decodes() -> None:
+    """States written by earlier versions have no mix and 9-slot day buckets (or 6-slot ones, older still)."""
+    import msgspec
+
+    from features.state import decode_state
+
+    old = msgspec.msgpack.encode(
+        [1, T0, T0, T0, 0, 0, [1, 0, 0, 0, 0, 0], {0: [1, 0, 0, 0, 0, 0, 1, 0, 0]}, {}, b"", [0, 0, 0], 0]
+    )
+    s = decode_state(old)
+    assert s.mix == {} and s.days == {T0 // DAY_MS: [1, 0, 0, 0, 0, 0, 1, 0, 0]}
+    assert features(s, T0)["page_views_7d"] == 1.0
 
 
 def test_the_latest_event_of_a_type_before_a_long_silence_is_kept_in_the_floors() -> None:
