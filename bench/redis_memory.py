@@ -10,11 +10,18 @@ import redis
 from core.contracts import Event
 from core.keys import state_key
 from features.state import DAY_MS, UserState, apply, encode_state, partition_code
+from simulation.generator import CATEGORIES, FAVOURITE_SHARE
 
 
 def busy_user(user_id: str, seed: int = 0, days: int = 61, start_day: int = 20_400) -> UserState:
-    """Every day: 2-8 page views (most of products), cart adds and removes, a purchase every third day."""
+    """Every day: 2-8 page views (most of products), cart adds and removes, a purchase every third day; each
+    names a category, the user's favourite one 70% of the time (as the generator's users do)."""
     rng = random.Random(seed)
+    favourite = rng.choice(CATEGORIES)
+
+    def cat() -> tuple[str]:
+        return (favourite if rng.random() < FAVOURITE_SHARE else rng.choice(CATEGORIES),)
+
     s = UserState()
     offset = 0
     for d in range(days):
@@ -26,15 +33,25 @@ def busy_user(user_id: str, seed: int = 0, days: int = 61, start_day: int = 20_4
                 user_id,
                 base + rng.randrange(DAY_MS),
                 product_view=rng.random() < 0.7,
+                categories=cat(),
             )
             for i in range(rng.randint(2, 8))
         ]
         events += [
-            Event("cart", f"{user_id}-{d}-c{i}", user_id, base + rng.randrange(DAY_MS), cart_add=True)
+            Event("cart", f"{user_id}-{d}-c{i}", user_id, base + rng.randrange(DAY_MS), cart_add=True, categories=cat())
             for i in range(rng.randint(0, 2))
         ]
         if rng.random() < 0.3:
-            events.append(Event("cart", f"{user_id}-{d}-r", user_id, base + rng.randrange(DAY_MS), cart_remove=True))
+            events.append(
+                Event(
+                    "cart",
+                    f"{user_id}-{d}-r",
+                    user_id,
+                    base + rng.randrange(DAY_MS),
+                    cart_remove=True,
+                    categories=cat(),
+                )
+            )
         if d % 3 == 0:
             events.append(
                 Event(
@@ -43,6 +60,7 @@ def busy_user(user_id: str, seed: int = 0, days: int = 61, start_day: int = 20_4
                     user_id,
                     base + rng.randrange(DAY_MS),
                     revenue_cents=rng.randint(500, 30_000),
+                    categories=cat() + cat(),
                 )
             )
         for ev in sorted(events, key=lambda e: e.ts_ms):

@@ -88,8 +88,8 @@ def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
 
     When the state holds no event after ``as_of_ms`` they are the state's own. Otherwise the day buckets after
     ``as_of``'s day are taken off and the latest event of each type comes from the buckets up to that day (their
-    time of day) or the floors: exact when ``as_of_ms`` is the end of a UTC day within the horizon, which is where
-    the worker rescores users (:mod:`core.days`).
+    time of day) or the floors: exact when ``as_of_ms`` is the end of a UTC day within the horizon (the category
+    mix: one of the last ``EXACT_DAYS`` days), which is where the worker rescores users (:mod:`core.days`).
 
     >>> from features.state import apply
     >>> from core.contracts import Event

@@ -48,7 +48,8 @@ SLOTS = 6
 # bucket only: the latest event of each type that day, as milliseconds into the day + 1 (0: none that day)
 LAST_PAGE_VIEW, LAST_CART, LAST_PURCHASE = range(6, 9)
 BUCKET_SLOTS = 9
-# then, in days with category-tagged events, (category bucket, count) pairs: the day's share of the category mix
+# then, in days with category-tagged events within EXACT_DAYS of the latest event's day, (category bucket, count)
+# pairs: what to take off the lifetime category mix for an as-of view of one of the last EXACT_DAYS day ends
 LAST_SLOT = {"page_view": LAST_PAGE_VIEW, "cart": LAST_CART, "purchase": LAST_PURCHASE}
 
 Outcome = Literal["applied", "replayed", "duplicate", "too_late"]
@@ -229,5 +230,8 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
                     for i, last in enumerate(gone[LAST_PAGE_VIEW:BUCKET_SLOTS]):
                         if last:
                             state.floors[i] = max(state.floors[i], d * DAY_MS + last - 1)
+                for d, b in state.days.items():  # a day's categories matter only for the last EXACT_DAYS day ends
+                    if len(b) > BUCKET_SLOTS and d < day - EXACT_DAYS:
+                        del b[BUCKET_SLOTS:]
     state.events += 1
     return "applied"

@@ -210,6 +210,15 @@ def test_category_mix_counts_every_category_named_and_is_point_in_time() -> None
     assert features(state_of(pv(1, T0)), T0)[f"category_share_{books:02d}"] == 0.0  # names no category
 
 
+def test_day_buckets_keep_their_categories_only_for_the_last_exact_days() -> None:
+    """The per-day category counts exist for as-of views of the last EXACT_DAYS day ends; older days drop them
+    (Redis bytes per user), while the lifetime mix keeps every count."""
+    s = state_of(*(Event("page_view", f"p{d}", "u", T0 + d * DAY_MS, categories=("books",)) for d in range(20)))
+    last = s.last_ms // DAY_MS
+    assert {d: len(b) > 9 for d, b in s.days.items()} == {d: d >= last - EXACT_DAYS for d in s.days}
+    assert sum(s.mix.values()) == 20
+
+
 def test_a_state_stored_before_the_category_mix_still_decodes() -> None:
     """States written by earlier versions have no mix and 9-slot day buckets (or 6-slot ones, older still)."""
     import msgspec
