@@ -35,16 +35,26 @@ def run_process(settings: Settings) -> ManagedProcess:
 
 
 def ensure_models(settings: Settings, console: Console, users: int = 2000, days: int = 240) -> None:
-    """Train every model on generated history unless each task already has a champion."""
+    """Train every model on generated history unless each task already has a champion that loads (one trained on
+    another feature list, by an earlier version, is refused: it is trained again)."""
     import orjson
 
     from core.tasks import TASKS
     from features import offline
-    from models.registry import Registry
+    from models.registry import ModelRejected, Registry
     from models.train import train_task
 
     registry = Registry(settings.registry_dir())
-    if all(registry.champion(t) for t in TASKS):
+
+    def serves(task: str) -> bool:
+        ref = registry.champion(task)
+        try:
+            return ref is not None and bool(registry.load(ref))
+        except ModelRejected as exc:
+            console.print(f"[yellow]{exc}[/]")
+            return False
+
+    if all([serves(t) for t in TASKS]):
         return
     with console.status(f"no trained models yet: simulating {users:,} users over {days} days") as status:
         us = generator.make_users(users, days, seed=7)
