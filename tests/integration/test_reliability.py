@@ -72,7 +72,7 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
     """Also checks the online models: every label resolved was learned exactly once (learning_check)."""
     stack = own(stack, "crash")  # own topics, group, registry and Redis database (own label counters)
-    wl = Workload.generate("crash", users=4200, days=90, seed=21)
+    wl = Workload.generate("crash", users=4200, days=90, seed=21, activity=0.8)
     assert wl.events >= 200_000
     rng = random.Random(5)
     wl.stream(stack.settings, rate=4000)
@@ -181,7 +181,7 @@ def rss_mb(pid: int) -> float:
 
 def test_clickhouse_writes_fail_for_30s_and_memory_stays_bounded(stack: StackHandle, read_only: list[Path]) -> None:
     stack = own(stack, "chfail")
-    wl = Workload.generate("chfail", users=3000, days=60, seed=23)
+    wl = Workload.generate("chfail", users=3000, days=60, seed=23, activity=0.8)
     proc, port = run_with_api(stack, "clickhouse-outage")
     pid = proc.pid()
     assert pid is not None
