@@ -224,14 +224,13 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
             old_day = state.last_ms // DAY_MS
             state.last_ms = ts
             if day != old_day:
-                oldest = day - KEPT_DAYS
-                for d in [d for d in state.days if d < oldest]:
-                    gone = state.days.pop(d)
-                    for i, last in enumerate(gone[LAST_PAGE_VIEW:BUCKET_SLOTS]):
-                        if last:
-                            state.floors[i] = max(state.floors[i], d * DAY_MS + last - 1)
-                for d, b in state.days.items():  # a day's categories matter only for the last EXACT_DAYS day ends
-                    if len(b) > BUCKET_SLOTS and d < day - EXACT_DAYS:
-                        del b[BUCKET_SLOTS:]
+                for d, b in list(state.days.items()):
+                    if d < day - KEPT_DAYS:
+                        del state.days[d]
+                        for i, last in enumerate(b[LAST_PAGE_VIEW:BUCKET_SLOTS]):
+                            if last:
+                                state.floors[i] = max(state.floors[i], d * DAY_MS + last - 1)
+                    elif d < day - EXACT_DAYS and len(b) > BUCKET_SLOTS:
+                        del b[BUCKET_SLOTS:]  # a day's categories matter only for the last EXACT_DAYS day ends
     state.events += 1
     return "applied"
