@@ -131,69 +131,77 @@ def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
 
 
 def features(state: UserState, as_of_ms: int) -> dict[str, float]:
-    """The feature vector of ``state`` at event time ``as_of_ms`` (epoch ms, UTC).
+    """The feature vector of ``state`` at event time ``as_of_ms`` (epoch ms, UTC), by name.
 
     A window of ``w`` days holds the UTC days ``as_of_day - w + 1 .. as_of_day``; buckets after ``as_of``'s day
     are ignored, and the lifetime aggregates come from :func:`as_of_view`, so the function is point in time: at
     the end of a UTC day, a state that has already folded later events gives the features of the state that had
     not.
     """
-    as_of_day = as_of_ms // DAY_MS
-    # sums[w][slot] with an extra slot for active days; events per age range for trends
-    sums = {w: [0] * 7 for w in WINDOWS}
-    events_by_range = [0, 0, 0, 0]  # age 0-6, 7-13, 0-29, 30-59
-    for day, b in state.days.items():
-        age = as_of_day - day
-        if age < 0 or age >= 60:
-            continue
-        n_events = b[PAGE_VIEWS] + b[CART_ADDS] + b[CART_REMOVES] + b[PURCHASES]
-        for w in WINDOWS:
-            if age < w:
-                acc = sums[w]
-                for i in range(6):
-                    acc[i] += b[i]
-                if n_events:
-                    acc[6] += 1
-        if age < 7:
-            events_by_range[0] += n_events
-        elif age < 14:
-            events_by_range[1] += n_events
-        if age < 30:
-            events_by_range[2] += n_events
-        else:
-            events_by_range[3] += n_events
-
-    out: dict[str, float] = {}
-    for w in WINDOWS:
-        acc = sums[w]
-        out[f"page_views_{w}d"] = float(acc[PAGE_VIEWS])
-        out[f"product_views_{w}d"] = float(acc[PRODUCT_VIEWS])
-        out[f"cart_adds_{w}d"] = float(acc[CART_ADDS])
-        out[f"cart_removes_{w}d"] = float(acc[CART_REMOVES])
-        out[f"purchases_{w}d"] = float(acc[PURCHASES])
-        out[f"revenue_{w}d"] = acc[REVENUE_CENTS] / 100
-        out[f"active_days_{w}d"] = float(acc[6])
-    at = as_of_view(state, as_of_ms)
-    out["days_since_last_event"] = _since(as_of_ms, at.last_ms) if at.events else NEVER
-    out["days_since_last_page_view"] = _since(as_of_ms, at.last_page_view_ms)
-    out["days_since_last_cart"] = _since(as_of_ms, at.last_cart_ms)
-    out["days_since_last_purchase"] = _since(as_of_ms, at.last_purchase_ms)
-    out["tenure_days"] = (as_of_ms - at.first_ms) / DAY_MS if at.events else 0.0
-    out["lifetime_events"] = float(at.events)
-    out["lifetime_purchases"] = float(at.life[PURCHASES])
-    out["lifetime_revenue"] = at.life[REVENUE_CENTS] / 100
-    out["avg_order_value"] = _ratio(at.life[REVENUE_CENTS] / 100, at.life[PURCHASES])
-    out["trend_7d"] = _trend(events_by_range[0], events_by_range[1])
-    out["trend_30d"] = _trend(events_by_range[2], events_by_range[3])
-    out["cart_adds_per_product_view_30d"] = _ratio(sums[30][CART_ADDS], sums[30][PRODUCT_VIEWS])
-    out["purchases_per_cart_add_30d"] = _ratio(sums[30][PURCHASES], sums[30][CART_ADDS])
-    tagged = sum(at.mix.values())
-    for k, name in enumerate(_SHARES):
-        out[name] = at.mix.get(k, 0) / tagged if tagged else 0.0
-    return out
+    return dict(zip(FEATURE_NAMES, vector(state, as_of_ms), strict=True))
 
 
 def vector(state: UserState, as_of_ms: int) -> list[float]:
-    """:func:`features` as a list in ``FEATURE_NAMES`` order, what the models take."""
-    f = features(state, as_of_ms)
-    return [f[n] for n in FEATURE_NAMES]
+    """:func:`features` as a list in ``FEATURE_NAMES`` order, what the models take (the stream's hot path).
+
+    The day buckets are summed once per band of ages (0-6, 7-13, 14-29, 30-59 days), column by column; the
+    windows nest, so each window is a running total of the bands. Integer sums: the same values as summing each
+    window on its own.
+    """
+    as_of_day = as_of_ms // DAY_MS
+    bands: tuple[list[list[int]], ...] = ([], [], [], [])
+    b7, b14, b30, b60 = bands
+    for day, b in state.days.items():  # the band test inlined: this loop runs for every scored event
+        age = as_of_day - day
+        if age < 7:
+            if age >= 0:
+                b7.append(b)
+        elif age < 14:
+            b14.append(b)
+        elif age < 30:
+            b30.append(b)
+        elif age < 60:
+            b60.append(b)
+    out: list[float] = []
+    acc = [0] * 7  # the six count slots and active days, running over the nested windows
+    band_events = [0, 0, 0, 0]
+    sums30 = acc
+    for k, band in enumerate(bands):
+        if band:
+            sums = [sum(col) for col in zip(*band, strict=False)]  # buckets are at least BUCKET_SLOTS long
+            for i in range(SLOTS):
+                acc[i] += sums[i]
+            band_events[k] = sums[PAGE_VIEWS] + sums[CART_ADDS] + sums[CART_REMOVES] + sums[PURCHASES]
+            acc[6] += sum(1 for b in band if b[PAGE_VIEWS] + b[CART_ADDS] + b[CART_REMOVES] + b[PURCHASES])
+        out += (
+            float(acc[PAGE_VIEWS]),
+            float(acc[PRODUCT_VIEWS]),
+            float(acc[CART_ADDS]),
+            float(acc[CART_REMOVES]),
+            float(acc[PURCHASES]),
+            acc[REVENUE_CENTS] / 100,
+            float(acc[6]),
+        )
+        if k == 2:
+            sums30 = list(acc)
+    at = as_of_view(state, as_of_ms)
+    life = at.life
+    tagged = sum(at.mix.values())
+    out += (
+        _since(as_of_ms, at.last_ms) if at.events else NEVER,
+        _since(as_of_ms, at.last_page_view_ms),
+        _since(as_of_ms, at.last_cart_ms),
+        _since(as_of_ms, at.last_purchase_ms),
+        (as_of_ms - at.first_ms) / DAY_MS if at.events else 0.0,
+        float(at.events),
+        float(life[PURCHASES]),
+        life[REVENUE_CENTS] / 100,
+        _ratio(life[REVENUE_CENTS] / 100, life[PURCHASES]),
+        _trend(band_events[0], band_events[1]),
+        _trend(band_events[0] + band_events[1] + band_events[2], band_events[3]),
+        _ratio(sums30[CART_ADDS], sums30[PRODUCT_VIEWS]),
+        _ratio(sums30[PURCHASES], sums30[CART_ADDS]),
+    )
+    mix = at.mix
+    out += [mix.get(k, 0) / tagged if tagged else 0.0 for k in range(CATEGORY_BUCKETS)]
+    return out

@@ -243,3 +243,27 @@ def test_the_latest_event_of_a_type_before_a_long_silence_is_kept_in_the_floors(
     want = features(state_of(*before), as_of)
     assert features(s, as_of) == want
     assert want["days_since_last_page_view"] == (as_of - T0 - 5_000) / DAY_MS and want["lifetime_events"] == 3
+
+
+def test_the_fast_vector_equals_the_plain_definitions_at_event_times_and_day_ends() -> None:
+    """``vector`` sums nested bands of days; the plain definitions sum each window on its own. Same floats, on
+    generated histories, as of every applied event and as of the last EXACT_DAYS day ends (as_of_view's path)."""
+    from features.compute import vector
+    from simulation.generator import arrivals, make_users, simulate
+    from tests.unit.feature_reference import reference_features
+
+    kinds = {"page_views": "page_view", "cart_events": "cart", "purchases": "purchase"}
+    states: dict[str, UserState] = {}
+    checked = 0
+    for rec in arrivals(simulate(make_users(60, 120, 5), 120, 5), 5, out_of_order=0.1):
+        ev = decode(kinds[rec.topic], rec.value)
+        assert isinstance(ev, Event)
+        s = states.setdefault(ev.user_id, UserState())
+        if apply(s, ev) != "applied":
+            continue
+        as_ofs = [s.last_ms] + [(s.last_ms // DAY_MS - k) * DAY_MS - 1 for k in range(EXACT_DAYS)]
+        for as_of in as_ofs:
+            want = reference_features(s, as_of)
+            assert vector(s, as_of) == [want[n] for n in FEATURE_NAMES], (ev.user_id, as_of)
+            checked += 1
+    assert checked > 20_000
