@@ -98,6 +98,8 @@ class OnlineModel:
         return f"n{self.learned}"
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
+        if self.kind == "logreg":  # the batch formula, so one row scores as it would in a batch
+            return float(self.predict_proba_many(np.array([[x[n] for n in FEATURE_NAMES]], dtype=np.float64))[0])
         return float(self.model.predict_proba_one(x).get(True, 0.5 if not self.learned else 0.0))
 
     @property
@@ -105,14 +107,31 @@ class OnlineModel:
         return FEATURE_NAMES
 
     def predict_proba_many(self, X: np.ndarray) -> np.ndarray:
-        """P(label = 1) for each row of ``X`` (columns in ``FEATURE_NAMES`` order), one row at a time.
+        """P(label = 1) for each row of ``X`` (columns in ``FEATURE_NAMES`` order).
 
-        Row by row through ``predict_proba_one`` on Python floats, so a batch scores exactly as its rows would.
+        The logistic regression scores the whole batch with numpy from river's fitted state (the scaler's running
+        means and variances, the weights and the intercept), with river's formulas: ``(x - mean) / sqrt(var)``
+        (0 where the variance is 0), the dot product plus the intercept, and river's sigmoid (0 below -30, 1
+        above 30). The dot product is accumulated column by column in ``FEATURE_NAMES`` order, elementwise, so a
+        row's score never depends on the other rows of its batch (a replayed backlog scores as the live stream
+        did). The forest scores row by row through river.
         """
-        rows = np.asarray(X, dtype=np.float64).tolist()
-        return np.array(
-            [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in rows], dtype=np.float64
-        )
+        X = np.asarray(X, dtype=np.float64)
+        if self.kind != "logreg":
+            return np.array(
+                [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in X.tolist()],
+                dtype=np.float64,
+            )
+        scaler, lr = self.model["StandardScaler"], self.model["LogisticRegression"]
+        weights = lr.weights
+        z = np.full(len(X), float(lr.intercept))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for j, name in enumerate(FEATURE_NAMES):
+                w, var = weights.get(name, 0.0), scaler.vars.get(name, 0.0)
+                if w and var:
+                    z += (X[:, j] - scaler.means.get(name, 0.0)) / np.sqrt(var) * w
+            p = 1.0 / (1.0 + np.exp(-z))
+        return np.where(z < -30, 0.0, np.where(z > 30, 1.0, p))
 
     def learn_one(self, x: dict[str, float], y: int, label: int = 0) -> None:
         """Learn one label; ``label`` is its :func:`label_hash`, added to the digest."""

@@ -72,6 +72,21 @@ def test_online_batch_scores_equal_the_old_per_row_scores(
         assert set(old) == {0.5}
 
 
+@pytest.mark.parametrize("learn", [0, 1, 300])
+def test_online_logreg_scores_a_batch_with_rivers_formulas_and_no_row_depends_on_its_batch(
+    learn: int, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """The logistic regression scores batches with numpy from river's fitted state (issue 13): the same values
+    as river's own ``predict_proba_one`` up to rounding, and each row exactly the same in any batch."""
+    X, y = data
+    model = online("logreg", X, y, learn)
+    river = [model.model.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True)))[True] for r in X.tolist()]
+    p = model.predict_proba_many(X)
+    assert p.tolist() == pytest.approx(river, abs=1e-12)
+    assert np.array_equal(model.predict_proba_many(X[7:231]), p[7:231])
+    assert np.array_equal(model.predict_proba_many(X[::-1]), p[::-1])
+
+
 def test_pretrained_models_refuse_to_learn_through_the_protocol(data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = data
     model: ScoringModel = create("logreg").fit(X, y)
