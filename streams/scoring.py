@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -20,6 +20,7 @@ from core.contracts import Event
 from core.tasks import TASKS
 from models.champions import Champions
 from streams.metrics import SCORING_SECONDS
+from streams.sinks import Columns
 
 if TYPE_CHECKING:
     from streams.online import OnlineLearner
@@ -62,7 +63,7 @@ class Scored:
     cache: dict[str, dict[str, bytes]] = field(default_factory=dict)  # user -> "<task>:<kind>" -> JSON
     rows: dict[str, tuple[int, int, list[float]]] = field(default_factory=dict)  # user -> (as_of, partition, x)
     scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # user -> task -> kind -> p
-    predictions: list[tuple] = field(default_factory=list)  # ``predictions`` rows, in PREDICTION_COLUMNS order
+    predictions: Columns = field(default_factory=lambda: Columns.empty(len(PREDICTION_COLUMNS)))
 
 
 def cache_entry(score: float, model: str, version: str, as_of_ms: int, trigger: str, last_event_ms: int) -> bytes:
@@ -102,26 +103,39 @@ class Scorer:
 
     def score(self, rows: Sequence[EventRow], written: Collection[str] = frozenset()) -> Scored:
         """Prediction rows, except for the events in ``written`` (their rows exist already); each user's latest
-        scores (for the Redis cache) and the learner's input, from the user's last row."""
+        scores (for the Redis cache) and the learner's input, from the user's last row.
+
+        The rows are built as columns, one list per column, each the kept rows' values once per model: list
+        operations rather than a tuple per row and model.
+        """
         out = Scored()
         if not rows:
             return out
         X = np.array([r.x for r in rows], dtype=np.float64)
         scored_at = int(time.time() * 1000)  # DateTime64(3) columns take epoch milliseconds as they are
-        keep = [i for i, r in enumerate(rows) if r.event.event_id not in written]
+        keep = [r for r in rows if r.event.event_id not in written] if written else list(rows)
+        kept = [i for i, r in enumerate(rows) if r.event.event_id not in written] if written else None
         last = {r.event.user_id: i for i, r in enumerate(rows)}  # each user's last row
-        for task, kind, name, version, scores in self._models(X):
-            tail = (task, kind, name, version)
-            for i in keep:
-                r = rows[i]
-                head = (r.event.event_id, r.event.user_id, r.event.ts_ms, scored_at)
-                out.predictions.append(head + tail + (scores[i], "event", r.as_of_ms))
+        models = self._models(X)
+        ids = [r.event.event_id for r in keep]
+        users = [r.event.user_id for r in keep]
+        ts = [r.event.ts_ms for r in keep]
+        as_of = [r.as_of_ms for r in keep]
+        n, k = len(keep), len(models)
+        columns: list[list[Any]] = [ids * k, users * k, ts * k, [scored_at] * (n * k), [], [], [], [], [], [], []]
+        for task, kind, name, version, scores in models:
+            for col, value in zip(columns[4:8], (task, kind, name, version), strict=True):
+                col += [value] * n
+            columns[8] += scores if kept is None else [scores[i] for i in kept]
             for u, i in last.items():
                 r = rows[i]
                 out.cache.setdefault(u, {})[f"{task}:{kind}"] = cache_entry(
                     scores[i], name, version, r.as_of_ms, "event", r.as_of_ms
                 )
                 out.scores.setdefault(u, {}).setdefault(task, {})[kind] = scores[i]
+        columns[9] = ["event"] * (n * k)
+        columns[10] = as_of * k
+        out.predictions = Columns(columns)
         out.rows = {u: (rows[i].as_of_ms, rows[i].partition, rows[i].x) for u, i in last.items()}
         return out
 
@@ -133,14 +147,29 @@ class Scorer:
         X = np.array([r.x for r in rows], dtype=np.float64)
         scored_at = int(time.time() * 1000)
         last = {r.user_id: i for i, r in enumerate(rows) if r.user_id in cache}
-        for task, kind, name, version, scores in self._models(X):
-            tail = (task, kind, name, version)
-            for i, r in enumerate(rows):
-                head = ("", r.user_id, r.last_event_ms, scored_at)
-                out.predictions.append(head + tail + (scores[i], "time", r.as_of_ms))
+        models = self._models(X)
+        n, k = len(rows), len(models)
+        columns: list[list[Any]] = [
+            [""] * (n * k),
+            [r.user_id for r in rows] * k,
+            [r.last_event_ms for r in rows] * k,
+            [scored_at] * (n * k),
+            [],
+            [],
+            [],
+            [],
+            [],
+            ["time"] * (n * k),
+            [r.as_of_ms for r in rows] * k,
+        ]
+        for task, kind, name, version, scores in models:
+            for col, value in zip(columns[4:8], (task, kind, name, version), strict=True):
+                col += [value] * n
+            columns[8] += scores
             for u, i in last.items():
                 r = rows[i]
                 out.cache.setdefault(u, {})[f"{task}:{kind}"] = cache_entry(
                     scores[i], name, version, r.as_of_ms, "time", r.last_event_ms
                 )
+        out.predictions = Columns(columns)
         return out
