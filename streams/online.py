@@ -116,11 +116,13 @@ class OnlineLearner:
     def _queue_labels(self, pipe: Any, labels: Sequence[Label]) -> None:
         """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per
         label, the expiry index and the counters."""
+        settled: dict[int, list[str]] = {}  # partition -> expiry index members to remove, one ZREM each
         for lab in labels:
             pipe.xadd(log_key(lab.snap.partition), {"l": _enc.encode(lab)})
             self.logged_to.add(lab.snap.partition)
-        for lab in labels:
-            pipe.zrem(expiry_key(lab.snap.partition), f"{lab.task}|{lab.user_id}")
+            settled.setdefault(lab.snap.partition, []).append(f"{lab.task}|{lab.user_id}")
+        for partition, members in settled.items():
+            pipe.zrem(expiry_key(partition), *members)
         for task in TASKS:
             mine = [lab.hash for lab in labels if lab.task == task]
             if mine:
@@ -168,20 +170,21 @@ class OnlineLearner:
                     y = resolve_by_event(task, snaps[task], ev.kind, ev.ts_ms)
                     if y is not None:
                         labels.append(Label(task, ev.user_id, snaps.pop(task), y))
-            expiries: list[tuple[int, str, int]] = []
+            expiries: dict[int, dict[str, int]] = {}  # partition -> index member -> expiry: one ZADD each
             taken: Counter[str] = Counter()
             for u, (as_of, partition, x) in rows.items():
                 for task in TASKS:
                     if task not in pending[u]:
                         pending[u][task] = Snapshot(as_of, x, scores.get(u, {}).get(task, {}), partition)
-                        expiries.append((partition, f"{task}|{u}", as_of + TASKS[task].horizon_days * DAY_MS))
+                        expiry = as_of + TASKS[task].horizon_days * DAY_MS
+                        expiries.setdefault(partition, {})[f"{task}|{u}"] = expiry
                         taken[task] += 1
             pipe.multi()
             self._queue_labels(pipe, labels)
             for u in users:
                 pipe.set(pending_key(u), _enc.encode(pending[u])) if pending[u] else pipe.delete(pending_key(u))
-            for partition, member, expiry in expiries:
-                pipe.zadd(expiry_key(partition), {member: expiry})
+            for partition, members in expiries.items():
+                pipe.zadd(expiry_key(partition), members)
             for task, n in taken.items():
                 pipe.hincrby(counts_key(task), "taken", n)
             watermark = max(self.watermark_ms, max(ev.ts_ms for ev in applied))
