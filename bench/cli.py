@@ -1,4 +1,4 @@
-"""The benchmark commands: ``churnstream bench features|train|e2e|api|profile|rescore``, each on its module
+"""The benchmark commands: ``churnstream bench features|train|e2e|api|profile|rescore|online``, each on its module
 in ``bench/``.
 
 ``churnstream/cli.py`` registers :data:`bench_app` as the ``bench`` group.
@@ -115,3 +115,15 @@ def bench_rescore(
         days=days,
         template_users=template_users,
     )
+
+
+@bench_app.command("online")
+def bench_online(
+    users: int = typer.Option(1000, help="simulated users in the stream"),
+    days: int = typer.Option(180, help="days of history"),
+    batch: list[int] = typer.Option([250, 1000], help="events per micro-batch whose labels are learned together"),
+) -> None:
+    """Online models' progressive-validation AUC learning each label at once vs. a micro-batch's labels together."""
+    from bench.online_batches import run
+
+    run(console, get_settings().registry_dir(), users=users, days=days, batches=batch)

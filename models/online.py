@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -122,14 +123,13 @@ class OnlineModel:
                 [self.predict_proba_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in X.tolist()],
                 dtype=np.float64,
             )
-        scaler, lr = self.model["StandardScaler"], self.model["LogisticRegression"]
-        weights = lr.weights
+        lr = self.model["LogisticRegression"]
+        weights, scaled = lr.weights, self._scaled(X)
         z = np.full(len(X), float(lr.intercept))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for j, name in enumerate(FEATURE_NAMES):
-                w, var = weights.get(name, 0.0), scaler.vars.get(name, 0.0)
-                if w and var:
-                    z += (X[:, j] - scaler.means.get(name, 0.0)) / np.sqrt(var) * w
+        for j, name in enumerate(FEATURE_NAMES):
+            if w := weights.get(name, 0.0):
+                z += scaled[:, j] * w
+        with np.errstate(over="ignore"):
             p = 1.0 / (1.0 + np.exp(-z))
         return np.where(z < -30, 0.0, np.where(z > 30, 1.0, p))
 
@@ -138,6 +138,38 @@ class OnlineModel:
         self.model.learn_one(x, bool(y))
         self.learned += 1
         self.digest = (self.digest + label) % DIGEST_MODULUS
+
+    def learn_many(self, X: np.ndarray, y: Sequence[int], labels: Sequence[int]) -> None:
+        """Learn a batch of labels in order; ``labels``: their :func:`label_hash` values.
+
+        The logistic regression's scaler takes the batch at once (river's ``StandardScaler.learn_many``, an exact
+        merge of the running moments), then the regression learns each row, scaled with the moments that include
+        the batch, one SGD step per label as with ``learn_one``. The forest learns row by row.
+        """
+        if not len(X):
+            return
+        if self.kind != "logreg" or len(X) == 1:  # one row: river's pipeline learns it as it comes
+            for row, target, label in zip(np.asarray(X).tolist(), y, labels, strict=True):
+                self.learn_one(dict(zip(FEATURE_NAMES, row, strict=True)), target, label)
+            return
+        import pandas as pd
+
+        X = np.asarray(X, dtype=np.float64)
+        scaler, lr = self.model["StandardScaler"], self.model["LogisticRegression"]
+        scaler.learn_many(pd.DataFrame(X, columns=list(FEATURE_NAMES)))
+        for row, target in zip(self._scaled(X).tolist(), y, strict=True):
+            lr.learn_one(dict(zip(FEATURE_NAMES, row, strict=True)), bool(target))
+        self.learned += len(X)
+        self.digest = (self.digest + sum(labels)) % DIGEST_MODULUS
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """``X`` scaled as river's ``StandardScaler.transform_one`` scales a row: 0 where the variance is 0."""
+        scaler = self.model["StandardScaler"]
+        out = np.zeros_like(X)
+        for j, name in enumerate(FEATURE_NAMES):
+            if var := scaler.vars.get(name, 0.0):
+                out[:, j] = (X[:, j] - scaler.means.get(name, 0.0)) / np.sqrt(var)
+        return out
 
     def dumps(self, key: bytes, meta: dict[str, Any] | None = None) -> bytes:
         body = pickle.dumps((self.task, self.kind, self.learned, self.model, self.digest, meta or {}))

@@ -43,8 +43,14 @@ class Outcome:
 
 
 def run(
-    accepted: Accepted, champions: Mapping[str, ScoringModel], kind: str = "logreg", lateness_ms: int = DAY_MS
+    accepted: Accepted,
+    champions: Mapping[str, ScoringModel],
+    kind: str = "logreg",
+    lateness_ms: int = DAY_MS,
+    batch_events: int = 1,
 ) -> dict[str, Outcome]:
+    """Replay ``accepted`` once; ``batch_events``: the labels settled by that many events are learned together
+    (``OnlineModel.learn_many``), as the worker learns a micro-batch's labels after it; 1 learns each at once."""
     events = sorted((e for evs in accepted.values() for e in evs), key=lambda e: e.ts_ms)
     states: dict[str, UserState] = {}
     pending: dict[tuple[str, str], Snapshot] = {}
@@ -52,15 +58,23 @@ def run(
     models = {t: OnlineModel(t, kind) for t in TASKS}
     out = {t: Outcome() for t in TASKS}
 
+    settled: dict[str, list[tuple[list[float], int]]] = {t: [] for t in TASKS}
+
     def settle(task: str, user: str, snap: Snapshot, y: int, at: int) -> None:
         o = out[task]
         o.resolved_ms.append(at)
         o.y.append(y)
         o.online.append(snap.scores["online"])
         o.x.append(snap.x)
-        models[task].learn_one(dict(zip(FEATURE_NAMES, snap.x, strict=True)), y)
+        settled[task].append((snap.x, y))
 
-    for ev in events:
+    def learn() -> None:
+        for task, rows in settled.items():
+            if rows:
+                models[task].learn_many(np.array([x for x, _ in rows]), [y for _, y in rows], [0] * len(rows))
+                rows.clear()
+
+    for i, ev in enumerate(events, start=1):
         watermark = ev.ts_ms - lateness_ms
         while expiries and expiries[0][0] < watermark:
             _, task, user = heapq.heappop(expiries)
@@ -73,6 +87,8 @@ def run(
             if snap is not None and (y := resolve_by_event(task, snap, ev.kind, ev.ts_ms)) is not None:
                 del pending[(task, ev.user_id)]
                 settle(task, ev.user_id, snap, y, ev.ts_ms)
+        if i % batch_events == 0:  # the labels this event settled are learned before it is scored
+            learn()
         state = states.setdefault(ev.user_id, UserState())
         apply(state, ev)
         f = features(state, state.last_ms)

@@ -39,7 +39,6 @@ from redis.exceptions import WatchError
 from core.contracts import Event
 from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, digest_key, expiry_key, log_key, pending_key
 from core.tasks import TASKS
-from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.metrics import quality
 from models.online import (
@@ -105,13 +104,20 @@ class OnlineLearner:
         return list(self.models[task].predict_proba_many(X).tolist())
 
     # ---- labels -----------------------------------------------------------------------------------------------
-    def _learn(self, label: Label) -> None:
-        task, snap, y = label.task, label.snap, label.y
-        for kind, p in snap.scores.items():  # progressive validation: score first ...
-            q = self.validation.setdefault((task, kind), deque(maxlen=self.window))
-            q.append((y, p))
-            self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
-        self.models[task].learn_one(dict(zip(FEATURE_NAMES, snap.x, strict=True)), y, label.hash)  # ... then train
+    def _learn(self, labels: Sequence[Label]) -> None:
+        """Progressive validation first (the scores the snapshots were taken with), then each task's model learns
+        its labels, in order, as one batch."""
+        by_task: dict[str, list[Label]] = {}
+        for label in labels:
+            task, y = label.task, label.y
+            for kind, p in label.snap.scores.items():
+                q = self.validation.setdefault((task, kind), deque(maxlen=self.window))
+                q.append((y, p))
+                self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
+            by_task.setdefault(task, []).append(label)
+        for task, mine in by_task.items():
+            X = np.array([lab.snap.x for lab in mine], dtype=np.float64)
+            self.models[task].learn_many(X, [lab.y for lab in mine], [lab.hash for lab in mine])
 
     def _queue_labels(self, pipe: Any, labels: Sequence[Label]) -> None:
         """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per
@@ -317,14 +323,16 @@ class OnlineLearner:
                     pos = self.positions.get(partition)
                     pipe.xrange(log_key(partition), min=f"({pos[0]}-{pos[1]}" if pos else "-", count=chunk)
                 answers = cast(list[Entries], await pipe.execute())
+            to_learn: list[Label] = []
             for partition, entries in zip(todo, answers, strict=True):
                 for raw, fields in entries:
                     position = stream_id(raw)
                     lab = _label_dec.decode(fields[b"l"])
                     if since is None or position > since[lab.task].get(partition, (0, 0)):
-                        self._learn(lab)
-                        learned += 1
+                        to_learn.append(lab)
                     self.positions[partition] = position
+            self._learn(to_learn)
+            learned += len(to_learn)
             todo = [p for p, entries in zip(todo, answers, strict=True) if len(entries) == chunk]
         return learned
 
