@@ -44,6 +44,12 @@ class DeadLetterSink(Protocol):
         their next owner's scan of the DLQ sees every dead letter this worker sent."""
         ...
 
+    async def close(self, timeout: float) -> None:
+        """The worker is stopping: send nothing more, and wait (up to ``timeout`` seconds) for a flush under way.
+        Called before the consumer leaves the group, which revokes nothing: without it, letters still on their
+        way could reach the DLQ after the next owner scanned it, and be sent twice."""
+        ...
+
 
 def dlq_headers(record: RawRecord, reason: str, detail: str) -> Headers:
     return [
@@ -79,6 +85,9 @@ class ListDeadLetters:
         return None
 
     async def settle(self, timeout: float) -> None:
+        return None
+
+    async def close(self, timeout: float) -> None:
         return None
 
 
@@ -117,6 +126,7 @@ class KafkaDeadLetters:
         self._touched: set[Source] = set()
         self._idle = asyncio.Event()  # no flush under way
         self._idle.set()
+        self._closed = False  # the worker is stopping: its partitions are as good as revoked
 
     def add(self, record: RawRecord, reason: str, detail: str) -> None:
         coordinates = (record.topic, record.partition, record.offset)
@@ -163,6 +173,10 @@ class KafkaDeadLetters:
         except TimeoutError:
             return  # a flush stuck on a failing broker: its records are skipped as not owned when it is redone
 
+    async def close(self, timeout: float) -> None:
+        self._closed = True
+        await self.settle(timeout)
+
     async def _flush(self) -> int:
         sources = {(r.topic, r.partition) for r, _, _ in self._buffer}
         self._touched |= sources
@@ -171,7 +185,8 @@ class KafkaDeadLetters:
         for entry in self._buffer:
             source = (entry[0].topic, entry[0].partition)
             known = self._known[source]
-            if entry[0].offset > known.mark and entry[0].offset not in known.sent and self._owned(source):
+            owned = self._owned(source) and not self._closed
+            if entry[0].offset > known.mark and entry[0].offset not in known.sent and owned:
                 todo.append(entry)
         pending = [await self._send(r.key, r.value, dlq_headers(r, reason, detail)) for r, reason, detail in todo]
         failed: BaseException | None = None
@@ -198,6 +213,8 @@ class KafkaDeadLetters:
             for s, o in upto.items()
             if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60) and self._owned(s)
         }
+        if self._closed:  # letters skipped while stopping: the next owner sends them, the mark stays
+            due = {}
         if self._ledger is not None and due:
             await self._ledger.save(due)
         for s, offset in due.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class RawRecord(NamedTuple):
@@ -12,3 +12,10 @@ class RawRecord(NamedTuple):
     timestamp_ms: int | None
     key: bytes | None
     value: bytes
+
+
+def to_record(m: Any) -> RawRecord:
+    """The raw record of a faust ``Message`` (its timestamp is in seconds)."""
+    return RawRecord(
+        m.topic, m.partition, m.offset, int(m.timestamp * 1000) if m.timestamp else None, m.key, m.value or b""
+    )

@@ -18,7 +18,8 @@ answer exactly only for recent day ends).
 Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
 (:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`).
 A rebalance drops held records of revoked partitions and any fetched before it (:meth:`Worker.on_revoked`,
-:meth:`Worker.stale`): they are fetched again, after the dead letters under way are delivered.
+:meth:`Worker.stale`): they are fetched again, after the dead letters under way are delivered (as before the
+worker leaves the group: :meth:`Worker.on_stopping`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
 from streams.monitor import LeanMonitor
 from streams.online import METRIC_COLUMNS, OnlineLearner
 from streams.processor import BRONZE_COLUMNS, FeatureProcessor
-from streams.records import RawRecord
+from streams.records import RawRecord, to_record
 from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
 from streams.retry import effect, until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
@@ -62,12 +63,6 @@ class Held(NamedTuple):
     message: Message
     record: RawRecord
     event: Event | Rejection
-
-
-def to_record(m: Message) -> RawRecord:
-    return RawRecord(
-        m.topic, m.partition, m.offset, int(m.timestamp * 1000) if m.timestamp else None, m.key, m.value or b""
-    )
 
 
 class Worker:
@@ -128,6 +123,7 @@ class Worker:
         app.timer(interval=1.0)(self.resolve_labels)
         app.timer(interval=1.0)(self.rescore_tick)
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
+        app.on_before_shutdown.connect(self.on_stopping)  # type: ignore[arg-type]
 
     # ---- the flow -------------------------------------------------------------------------------------------------
     async def consume(self, stream: Any) -> None:
@@ -233,10 +229,13 @@ class Worker:
         if dropped:
             log.info("dropped %d held records of revoked partitions (they are fetched again)", dropped)
 
+    async def on_stopping(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Before the consumer leaves the group (no revoke): dead letters under way land, no more are sent."""
+        await self.processor.dlq.close(timeout=10.0)
+
     # ---- time ---------------------------------------------------------------------------------------------------
     async def catch_up(self, partitions: set[int]) -> None:
-        """After a batch: drain partitions falling behind their event time (a backlog), else one bounded step
-        if the budget allows it."""
+        """After a batch: drain partitions behind their event time (a backlog), else one step if the budget allows."""
         stepped = False
         oldest_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
         for p, oldest in oldest_of.items():
@@ -280,8 +279,7 @@ class Worker:
         CONSUMER_LAG.set(behind + self.aligner.size)
 
     async def resolve_labels(self) -> None:
-        """Resolve delayed labels whose horizon event time has passed; write live metrics; checkpoint. A failure is
-        logged and tried again on the next tick."""
+        """Resolve labels whose horizon passed; write live metrics; checkpoint. A failure is retried next tick."""
         learner = self.learner
         if learner is None or self.lock.locked():  # a batch is running (or being redone): next tick
             return

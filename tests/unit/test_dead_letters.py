@@ -200,3 +200,44 @@ def test_a_revocation_waits_for_the_dead_letters_under_way_so_the_next_owners_sc
         return topic.delivered
 
     assert asyncio.run(run()) == [("page_views", 0, 5)]
+
+
+def test_a_stopping_worker_lands_its_letters_under_way_and_sends_none_after() -> None:
+    """Leaving the group on shutdown revokes nothing (no ``settle``): the worker closes the sink first. A flush under
+    way lands before ``close`` returns, so the next owner's scan finds it; a batch still running afterwards sends
+    nothing and leaves its mark, and the next owner sends that letter once."""
+
+    class SlowTopic(Topic):
+        async def send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+            h = dict(headers)
+            coordinates = (h["source_topic"].decode(), int(h["source_partition"]), int(h["source_offset"]))
+
+            async def deliver() -> None:
+                await asyncio.sleep(0.05)
+                self.delivered.append(coordinates)
+
+            return asyncio.ensure_future(deliver())
+
+    async def run() -> tuple[list[tuple[str, int, int]], dict[Source, tuple[int, int]]]:
+        topic, ledger = SlowTopic(), MemoryLedger()
+        old = KafkaDeadLetters(topic.send, ledger, topic.scan)
+        batch(old, [5])
+        flushing = asyncio.ensure_future(old.flush())
+        await asyncio.sleep(0)
+        await old.close(timeout=5.0)  # the worker stops: the consumer leaves the group only after this
+        assert topic.delivered == [("page_views", 0, 5)]
+        await flushing
+        batch(old, [6])  # the batch that was running goes on: nothing more is sent, the mark stays
+        await old.flush()
+        await asyncio.sleep(0.1)
+        assert topic.delivered == [("page_views", 0, 5)], "a stopping worker sent a letter its successor may send too"
+        await old.commit({("page_views", 0): 6})
+        new = KafkaDeadLetters(topic.send, ledger, topic.scan)  # the next owner processes both records again
+        batch(new, [5, 6])
+        await new.flush()
+        await asyncio.sleep(0.1)
+        return topic.delivered, ledger.marks
+
+    delivered, marks = asyncio.run(run())
+    assert delivered == [("page_views", 0, 5), ("page_views", 0, 6)]
+    assert marks == {}
