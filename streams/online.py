@@ -39,6 +39,7 @@ from redis.exceptions import WatchError
 from core.contracts import Event
 from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, digest_key, expiry_key, log_key, pending_key
 from core.tasks import TASKS
+from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.metrics import quality
 from models.online import (
@@ -115,9 +116,16 @@ class OnlineLearner:
                 q.append((y, p))
                 self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
             by_task.setdefault(task, []).append(label)
+        width = len(FEATURE_NAMES)
         for task, mine in by_task.items():
-            X = np.array([lab.snap.x for lab in mine], dtype=np.float64)
-            self.models[task].learn_many(X, [lab.y for lab in mine], [lab.hash for lab in mine])
+            model = self.models[task]
+            if other := [lab for lab in mine if len(lab.snap.x) != width]:  # taken before a feature list change
+                log.warning("%d %s labels snapshot another feature list: counted, not learned", len(other), task)
+                model.learned += len(other)
+                model.digest = (model.digest + sum(lab.hash for lab in other)) % DIGEST_MODULUS
+                mine = [lab for lab in mine if len(lab.snap.x) == width]
+            X = np.array([lab.snap.x for lab in mine], dtype=np.float64).reshape(len(mine), width)
+            model.learn_many(X, [lab.y for lab in mine], [lab.hash for lab in mine])
 
     def _queue_labels(self, pipe: Any, labels: Sequence[Label]) -> None:
         """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per

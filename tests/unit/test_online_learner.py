@@ -254,3 +254,26 @@ def test_a_transaction_over_snapshots_another_worker_changed_is_redone_from_a_fr
     assert {t: b["resolved"] for t, b in books.items()} == {"churn": 0, "purchase": 0}, books
     assert {t: b["taken"] for t, b in books.items()} == {"churn": 2, "purchase": 2}, books  # e0's, then e1's
     assert r.xlen(log_key(0)) == 0
+
+
+def test_labels_snapshotted_under_another_feature_list_are_counted_not_learned(r: redis.Redis, redis_url: str) -> None:
+    """After an upgrade that changed the feature list, the label logs may still hold snapshots of the old one: the
+    learner must not crash on them (found on a Redis a 41-feature worker had used); they are counted, not learned."""
+    from models.online import Snapshot
+    from streams.online import Label, _enc
+
+    old = Label("churn", "u1", Snapshot(0, [1.0] * 41, {"online": 0.5}, 0), 1)
+    new = Label("churn", "u2", Snapshot(0, [1.0] * len(FEATURE_NAMES), {"online": 0.5}, 0), 0)
+    for lab in (old, new):
+        r.xadd(log_key(0), {"l": _enc.encode(lab)})
+
+    async def go() -> OnlineLearner:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            return await OnlineLearner.restore(client, "logreg", KEY, partitions=PARTITIONS, metrics=ListSink())
+        finally:
+            await client.aclose()
+
+    model = asyncio.run(go()).models["churn"]
+    assert model.learned == 2 and model.digest == (old.hash + new.hash) % DIGEST_MODULUS
+    assert model.model["StandardScaler"].counts[FEATURE_NAMES[0]] == 1  # only the label of this feature list
