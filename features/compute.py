@@ -14,6 +14,7 @@ The stream worker, the API and the offline builder all call it. Definitions are 
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import NamedTuple
 
 from features.categories import BUCKETS as CATEGORY_BUCKETS
@@ -168,7 +169,7 @@ def vector(state: UserState, as_of_ms: int) -> list[float]:
     sums30 = acc
     for k, band in enumerate(bands):
         if band:
-            sums = [sum(col) for col in zip(*band, strict=False)]  # buckets are at least BUCKET_SLOTS long
+            sums = list(map(sum, islice(zip(*band, strict=False), SLOTS)))  # the count slots' columns only
             for i in range(SLOTS):
                 acc[i] += sums[i]
             band_events[k] = sums[PAGE_VIEWS] + sums[CART_ADDS] + sums[CART_REMOVES] + sums[PURCHASES]
