@@ -11,13 +11,7 @@ loses no label and learns none twice: at any moment, the labels in the checkpoin
 its positions are exactly the labels resolved. The worker resolves a batch's labels before it writes the users' states
 (see :mod:`streams.processor`), so no event that settles a label can be acknowledged without settling it.
 
-Keys: ``cs:p:{user}`` holds the user's pending snapshots (at most one per task); ``cs:exp:<partition>`` scores
-``<task>|<user>`` by the snapshot's expiry (as_of + horizon); ``cs:lab:<partition>`` is a Redis stream of the
-partition's resolved labels not yet in a checkpoint; ``cs:labels:<task>`` counts snapshots ``taken`` and labels
-``resolved`` and ``cs:labels:<task>:digest`` sums their :func:`~models.online.label_hash` (modulo 2**63), to
-compare with the checkpoint's; ``cs:labels:watermark`` holds the latest event time of the events the learner
-has seen (written with their labels, so a restart resumes from it); ``cs:online:<task>:<kind>`` holds the
-signed checkpoint of an online model. :mod:`core.keys` builds them all.
+Keys: see :mod:`streams.labels`.
 
 One worker's labels are exact. The checkpoint is one per task: with several workers, each learns the labels of
 its partitions into its own copy of the model and the last checkpoint written wins (docs/reliability.md).
@@ -25,61 +19,31 @@ its partitions into its own copy of the model and the last checkpoint written wi
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-import msgspec
 import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from core.contracts import Event
-from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, digest_key, expiry_key, log_key, pending_key
+from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, expiry_key, log_key, pending_key
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
-from models.metrics import quality
 from models.online import (
     DIGEST_MODULUS,
     OnlineModel,
     Snapshot,
-    label_hash,
     resolve_by_event,
     resolve_by_watermark,
 )
+from streams.labels import Entries, Label, _dec, _enc, _label_dec, metric_rows, queue_labels, stream_id
 from streams.sinks import Sink
 
 log = logging.getLogger(__name__)
-
-METRIC_COLUMNS = ("ts", "task", "model_kind", "model", "labels", "window", "roc_auc", "log_loss", "positive_rate")
-
-
-class Label(msgspec.Struct, array_like=True):
-    """A resolved label: the snapshot it settles and its value."""
-
-    task: str
-    user_id: str
-    snap: Snapshot
-    y: int
-
-    @property
-    def hash(self) -> int:
-        return label_hash(self.task, self.user_id, self.snap.as_of_ms, self.y)
-
-
-_enc = msgspec.msgpack.Encoder()
-_dec = msgspec.msgpack.Decoder(dict[str, Snapshot])
-_label_dec = msgspec.msgpack.Decoder(Label)
-Entries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer (the client does not decode responses)
-
-
-def stream_id(raw: bytes | str) -> tuple[int, int]:
-    """A Redis stream entry id (``<ms>-<seq>``) as a comparable pair."""
-    ms, seq = (raw.decode() if isinstance(raw, bytes) else raw).split("-")
-    return int(ms), int(seq)
 
 
 class OnlineLearner:
@@ -128,22 +92,8 @@ class OnlineLearner:
             model.learn_many(X, [lab.y for lab in mine], [lab.hash for lab in mine])
 
     def _queue_labels(self, pipe: Any, labels: Sequence[Label]) -> None:
-        """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per
-        label, the expiry index and the counters."""
-        settled: dict[int, list[str]] = {}  # partition -> expiry index members to remove, one ZREM each
-        for lab in labels:
-            pipe.xadd(log_key(lab.snap.partition), {"l": _enc.encode(lab)})
-            self.logged_to.add(lab.snap.partition)
-            settled.setdefault(lab.snap.partition, []).append(f"{lab.task}|{lab.user_id}")
-        for partition, members in settled.items():
-            pipe.zrem(expiry_key(partition), *members)
-        for task in TASKS:
-            mine = [lab.hash for lab in labels if lab.task == task]
-            if mine:
-                pipe.hincrby(counts_key(task), "resolved", len(mine))
-                pipe.execute_command(
-                    "BITFIELD", digest_key(task), "OVERFLOW", "WRAP", "INCRBY", "u63", 0, sum(mine) % DIGEST_MODULUS
-                )
+        self.logged_to |= {lab.snap.partition for lab in labels}
+        queue_labels(pipe, labels)
 
     async def on_batch(
         self,
@@ -264,29 +214,7 @@ class OnlineLearner:
 
     # ---- live quality and checkpoints -------------------------------------------------------------------------
     async def write_metrics(self) -> int:
-        now = dt.datetime.now(dt.UTC)
-        rows = []
-        for (task, kind), q in self.validation.items():
-            if len(q) < 20:
-                continue
-            y = np.array([a for a, _ in q], dtype=np.int8)
-            p = np.array([b for _, b in q])
-            m = quality(y, p) if 0 < y.sum() < len(y) else None
-            loss = m["log_loss"] if m else float("nan")
-            model = self.models[task].name if kind == "online" else kind
-            rows.append(
-                (
-                    now,
-                    task,
-                    kind,
-                    model,
-                    self.labels[(task, kind)],
-                    len(q),
-                    m["roc_auc"] if m else None,
-                    loss,
-                    float(y.mean()),
-                )
-            )
+        rows = metric_rows(self.validation, self.labels, {t: m.name for t, m in self.models.items()})
         await self.metrics_sink.write(rows)
         return len(rows)
 

@@ -41,10 +41,11 @@ from streams.aligner import EventTimeAligner
 from streams.budget import RescoreBudget
 from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
+from streams.labels import METRIC_COLUMNS
 from streams.ledger import RedisLedger
 from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
 from streams.monitor import LeanMonitor
-from streams.online import METRIC_COLUMNS, OnlineLearner
+from streams.online import OnlineLearner
 from streams.processor import BRONZE_COLUMNS, FeatureProcessor
 from streams.records import RawRecord, to_record
 from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 300
 PACKAGES = ("core", "churnstream", "simulation", "streams", "features", "serving", "models", "infra", "bench")
 # over the limit at this test's commit; each is someone's part of issue 13: remove it here once it is split
-KNOWN_OVER = {"bench/e2e.py", "streams/online.py"}
+KNOWN_OVER = {"bench/e2e.py"}
 
 
 def lines(path: Path) -> int:

@@ -1,0 +1,93 @@
+"""What the online learner keeps in Redis and writes to ClickHouse: a resolved :class:`Label` (one label log entry,
+msgpack), the pending snapshots' codec, label log entry ids, what resolving labels writes besides the snapshots, and
+the rows of live model quality.
+
+Keys: ``cs:p:{user}`` holds the user's pending snapshots (at most one per task); ``cs:exp:<partition>`` scores
+``<task>|<user>`` by the snapshot's expiry (as_of + horizon); ``cs:lab:<partition>`` is a Redis stream of the
+partition's resolved labels not yet in a checkpoint; ``cs:labels:<task>`` counts snapshots ``taken`` and labels
+``resolved`` and ``cs:labels:<task>:digest`` sums their :func:`~models.online.label_hash` (modulo 2**63), to
+compare with the checkpoint's; ``cs:labels:watermark`` holds the latest event time of the events the learner
+has seen (written with their labels, so a restart resumes from it); ``cs:online:<task>:<kind>`` holds the
+signed checkpoint of an online model. :mod:`core.keys` builds them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from core.keys import counts_key, digest_key, expiry_key, log_key
+from core.tasks import TASKS
+from models.metrics import quality
+from models.online import DIGEST_MODULUS, Snapshot, label_hash
+
+METRIC_COLUMNS = ("ts", "task", "model_kind", "model", "labels", "window", "roc_auc", "log_loss", "positive_rate")
+
+
+class Label(msgspec.Struct, array_like=True):
+    """A resolved label: the snapshot it settles and its value."""
+
+    task: str
+    user_id: str
+    snap: Snapshot
+    y: int
+
+    @property
+    def hash(self) -> int:
+        return label_hash(self.task, self.user_id, self.snap.as_of_ms, self.y)
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(dict[str, Snapshot])
+_label_dec = msgspec.msgpack.Decoder(Label)
+Entries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer (the client does not decode responses)
+
+
+def stream_id(raw: bytes | str) -> tuple[int, int]:
+    """A Redis stream entry id (``<ms>-<seq>``) as a comparable pair."""
+    ms, seq = (raw.decode() if isinstance(raw, bytes) else raw).split("-")
+    return int(ms), int(seq)
+
+
+def metric_rows(
+    validation: Mapping[tuple[str, str], deque[tuple[int, float]]],
+    labels: Mapping[tuple[str, str], int],
+    online_names: Mapping[str, str],
+) -> list[tuple[Any, ...]]:
+    """``model_metrics`` rows (``METRIC_COLUMNS``): per (task, model kind) with at least 20 labels in its
+    progressive-validation window, the rolling ROC-AUC, log loss and positive rate."""
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for (task, kind), q in validation.items():
+        if len(q) < 20:
+            continue
+        y = np.array([a for a, _ in q], dtype=np.int8)
+        p = np.array([b for _, b in q])
+        m = quality(y, p) if 0 < y.sum() < len(y) else None
+        model = online_names[task] if kind == "online" else kind
+        auc, loss = (m["roc_auc"], m["log_loss"]) if m else (None, float("nan"))
+        rows.append((now, task, kind, model, labels[(task, kind)], len(q), auc, loss, float(y.mean())))
+    return rows
+
+
+def queue_labels(pipe: Any, labels: Sequence[Label]) -> None:
+    """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per label,
+    one ``ZREM`` per partition from the expiry index, and the counters."""
+    settled: dict[int, list[str]] = {}  # partition -> expiry index members to remove
+    for lab in labels:
+        pipe.xadd(log_key(lab.snap.partition), {"l": _enc.encode(lab)})
+        settled.setdefault(lab.snap.partition, []).append(f"{lab.task}|{lab.user_id}")
+    for partition, members in settled.items():
+        pipe.zrem(expiry_key(partition), *members)
+    for task in TASKS:
+        mine = [lab.hash for lab in labels if lab.task == task]
+        if mine:
+            pipe.hincrby(counts_key(task), "resolved", len(mine))
+            pipe.execute_command(
+                "BITFIELD", digest_key(task), "OVERFLOW", "WRAP", "INCRBY", "u63", 0, sum(mine) % DIGEST_MODULUS
+            )
