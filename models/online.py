@@ -157,6 +157,9 @@ class OnlineModel:
         X = np.asarray(X, dtype=np.float64)
         scaler, lr = self.model["StandardScaler"], self.model["LogisticRegression"]
         scaler.learn_many(pd.DataFrame(X, columns=list(FEATURE_NAMES)))
+        for name, var in scaler.vars.items():  # the batch formula E[x^2] - mean^2 can leave a constant column at
+            if var < 0:  # -1e-17, whose square root river's transform_one would take as a complex number
+                scaler.vars[name] = 0.0
         for row, target in zip(self._scaled(X).tolist(), y, strict=True):
             lr.learn_one(dict(zip(FEATURE_NAMES, row, strict=True)), bool(target))
         self.learned += len(X)
@@ -167,7 +170,7 @@ class OnlineModel:
         scaler = self.model["StandardScaler"]
         out = np.zeros_like(X)
         for j, name in enumerate(FEATURE_NAMES):
-            if var := scaler.vars.get(name, 0.0):
+            if (var := scaler.vars.get(name, 0.0)) > 0:
                 out[:, j] = (X[:, j] - scaler.means.get(name, 0.0)) / np.sqrt(var)
         return out
 

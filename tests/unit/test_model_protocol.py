@@ -87,6 +87,19 @@ def test_online_logreg_scores_a_batch_with_rivers_formulas_and_no_row_depends_on
     assert np.array_equal(model.predict_proba_many(X[::-1]), p[::-1])
 
 
+def test_online_logreg_learns_batches_of_constant_columns_without_a_negative_variance() -> None:
+    """River's batch variance (E[x^2] - mean^2) leaves a column of 1/3s at about -1e-17; its square root in river's
+    transform_one is a complex number. ``learn_many`` keeps every variance at 0 or above and the scores finite."""
+    model = OnlineModel("churn")
+    X = np.full((50, len(FEATURE_NAMES)), 1 / 3)
+    X[:, 0] = np.arange(50)
+    for start in range(0, 50, 10):
+        model.learn_many(X[start : start + 10], [i % 2 for i in range(10)], [0] * 10)
+    assert min(model.model["StandardScaler"].vars.values()) >= 0
+    model.learn_one(dict(zip(FEATURE_NAMES, X[0].tolist(), strict=True)), 1)  # river's own path after the batches
+    assert np.isfinite(model.predict_proba_many(X)).all()
+
+
 def test_pretrained_models_refuse_to_learn_through_the_protocol(data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = data
     model: ScoringModel = create("logreg").fit(X, y)
