@@ -117,6 +117,7 @@ def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
     mix = dict(state.mix)
     events = state.events
     lasts = list(state.floors)
+    earlier = []
     for d, b in state.days.items():
         if d > day:
             for i in range(SLOTS):
@@ -125,9 +126,18 @@ def as_of_view(state: UserState, as_of_ms: int) -> AsOf:
             for i in range(BUCKET_SLOTS, len(b), 2):
                 mix[b[i]] -= b[i + 1]
         else:
-            for i, last in enumerate(b[LAST_PAGE_VIEW:BUCKET_SLOTS]):
-                if last:
-                    lasts[i] = max(lasts[i], d * DAY_MS + last - 1)
+            earlier.append(d)
+    # each type's latest event up to ``day``: in the latest kept day that has one (any kept day is later than the
+    # floors), so the days are walked back from ``day`` until all three types are found
+    missing = {0, 1, 2}
+    for d in sorted(earlier, reverse=True):
+        b = state.days[d]
+        for i in list(missing):
+            if last := b[LAST_PAGE_VIEW + i]:
+                lasts[i] = max(lasts[i], d * DAY_MS + last - 1)
+                missing.discard(i)
+        if not missing:
+            break
     return AsOf(events, state.first_ms, max(lasts), lasts[0], lasts[1], lasts[2], life, mix)
 
 
