@@ -162,7 +162,12 @@ class OnlineModel:
                 scaler.vars[name] = 0.0
         for row, target in zip(self._scaled(X).tolist(), y, strict=True):
             lr.learn_one(dict(zip(FEATURE_NAMES, row, strict=True)), bool(target))
-        self.learned += len(X)
+        self.count(labels)
+
+    def count(self, labels: Sequence[int]) -> None:
+        """Add labels (their :func:`label_hash` values) to the count and digest the checkpoint keeps; called alone
+        for labels this model cannot learn (snapshots of another feature list), which are consumed, not learned."""
+        self.learned += len(labels)
         self.digest = (self.digest + sum(labels)) % DIGEST_MODULUS
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:

@@ -177,6 +177,11 @@ class KafkaDeadLetters:
         self._closed = True
         await self.settle(timeout)
 
+    def _mine(self, source: Source) -> bool:
+        """Dead letters of ``source`` are this worker's to send and to mark: it owns the partition and is not
+        stopping (a stopping worker's partitions are as good as revoked: the next owner sends what is left)."""
+        return self._owned(source) and not self._closed
+
     async def _flush(self) -> int:
         sources = {(r.topic, r.partition) for r, _, _ in self._buffer}
         self._touched |= sources
@@ -185,8 +190,7 @@ class KafkaDeadLetters:
         for entry in self._buffer:
             source = (entry[0].topic, entry[0].partition)
             known = self._known[source]
-            owned = self._owned(source) and not self._closed
-            if entry[0].offset > known.mark and entry[0].offset not in known.sent and owned:
+            if entry[0].offset > known.mark and entry[0].offset not in known.sent and self._mine(source):
                 todo.append(entry)
         pending = [await self._send(r.key, r.value, dlq_headers(r, reason, detail)) for r, reason, detail in todo]
         failed: BaseException | None = None
@@ -207,14 +211,12 @@ class KafkaDeadLetters:
     async def commit(self, upto: Mapping[Source, int]) -> None:
         """Move the marks of the partitions this batch dead-lettered (or whose mark is a minute old)."""
         now = time.monotonic()
-        # a partition revoked while its batch ran had its dead letters skipped here: its mark must not move
+        # a partition revoked (or a worker stopping) while its batch ran had its dead letters skipped: no mark moves
         due = {
             s: o
             for s, o in upto.items()
-            if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60) and self._owned(s)
+            if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60) and self._mine(s)
         }
-        if self._closed:  # letters skipped while stopping: the next owner sends them, the mark stays
-            due = {}
         if self._ledger is not None and due:
             await self._ledger.save(due)
         for s, offset in due.items():

@@ -34,7 +34,6 @@ from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.online import (
-    DIGEST_MODULUS,
     OnlineModel,
     Snapshot,
     resolve_by_event,
@@ -85,8 +84,7 @@ class OnlineLearner:
             model = self.models[task]
             if other := [lab for lab in mine if len(lab.snap.x) != width]:  # taken before a feature list change
                 log.warning("%d %s labels snapshot another feature list: counted, not learned", len(other), task)
-                model.learned += len(other)
-                model.digest = (model.digest + sum(lab.hash for lab in other)) % DIGEST_MODULUS
+                model.count([lab.hash for lab in other])
                 mine = [lab for lab in mine if len(lab.snap.x) == width]
             X = np.array([lab.snap.x for lab in mine], dtype=np.float64).reshape(len(mine), width)
             model.learn_many(X, [lab.y for lab in mine], [lab.hash for lab in mine])

@@ -113,8 +113,8 @@ class Scorer:
             return out
         X = np.array([r.x for r in rows], dtype=np.float64)
         scored_at = int(time.time() * 1000)  # DateTime64(3) columns take epoch milliseconds as they are
-        keep = [r for r in rows if r.event.event_id not in written] if written else list(rows)
         kept = [i for i, r in enumerate(rows) if r.event.event_id not in written] if written else None
+        keep = [rows[i] for i in kept] if kept is not None else rows
         last = {r.event.user_id: i for i, r in enumerate(rows)}  # each user's last row
         models = self._models(X)
         ids = [r.event.event_id for r in keep]
