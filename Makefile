@@ -7,17 +7,19 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export UV_PYTHON_DOWNLOADS := never
-APT_PACKAGES := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven chattr:e2fsprogs
+APT_PACKAGES := redis-server:redis-server java:openjdk-17-jre-headless mvn:maven chattr:e2fsprogs npm:npm \
+                chromium:chromium chromedriver:chromium-driver
+ASSETS := serving/dashboard/assets
 
-.PHONY: help setup system-deps python-deps kafka-jars demo test test-unit lint format typecheck check \
+.PHONY: help setup system-deps python-deps kafka-jars dashboard-assets demo test test-unit lint format typecheck check \
         stack-up stack-down stack-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: system-deps python-deps kafka-jars ## Install everything: apt packages, venv with locked deps, Kafka jars
+setup: system-deps python-deps kafka-jars dashboard-assets ## Install everything: apt packages, venv with locked deps, Kafka jars, the dashboard's Chart.js
 
-system-deps: ## Install missing apt packages (redis-server, Java 17, Maven)
+system-deps: ## Install missing apt packages (redis-server, Java 17, Maven, npm, Chromium and its driver for the browser tests)
 	@missing=""; for pair in $(APT_PACKAGES); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -34,6 +36,12 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 kafka-jars: python-deps ## Resolve the Kafka broker jars from Maven Central into the cache
 	@$(BIN)/churnstream stack fetch
+
+dashboard-assets: $(ASSETS)/node_modules/.installed ## Install the dashboard's charting library from npm (package-lock.json), served locally
+
+$(ASSETS)/node_modules/.installed: $(ASSETS)/package.json $(ASSETS)/package-lock.json
+	npm ci --prefix $(ASSETS) --no-audit --no-fund --loglevel=error
+	@touch $@
 
 demo: setup ## Stack up, models trained if missing, worker + API, live generated traffic and curl examples (Ctrl-C stops)
 	$(BIN)/churnstream demo

@@ -142,6 +142,8 @@ class Settings(BaseSettings):
         {"logreg": 1.0, "online": 1.0, "xgboost": 2.0, "svm": 4.0, "random_forest": 20.0},
         description="Cost units per scored row by model (JSON), shown by /v1/score and /v1/models",
     )
+    dashboard_session_s: int = Field(43_200, ge=60, description="How long a dashboard login lasts (seconds)")
+    dashboard_refresh_s: float = Field(5.0, ge=1, description="How often the dashboard's overview refreshes itself")
     api_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted body of `POST /v1/events`")
     api_max_events: int = Field(1000, ge=1, description="Most events in one `POST /v1/events`")
     api_max_upload_bytes: int = Field(

@@ -20,6 +20,7 @@ cs:due:<partition> (due_key)              zset      worker: rescorer      worker
 cs:wm (WATERMARKS)                        zset      worker: rescorer      worker on assignment        untagged
 cs:rescoring:<partition> (rescoring_key)  set       worker: rescorer      worker: rescorer            untagged
 cs:apikeys (API_KEYS)                     hash      CLI: keys, demo       API: key check              untagged
+cs:dash:<sha256> (session_key)            string    API: dashboard login  API: dashboard              untagged
 cs:dlq:{<topic>} (ledger_key)             hash      worker: dead letters  worker: dead letters        the topic's (tag)
 cs:ch:{<topic>} (ledger_key)              hash      worker: ClickHouse    worker: ClickHouse          the topic's (tag)
 ========================================  ========  ====================  ==========================  =================
@@ -130,6 +131,12 @@ def rescoring_key(partition: int) -> str:
 
 
 API_KEYS = "cs:apikeys"  # hash: key id -> JSON record with the secret's SHA-256, name and scopes
+
+
+def session_key(digest: str) -> str:
+    """String with a TTL: a dashboard login session (by the SHA-256 of its cookie) -> the API key id it was opened
+    with."""
+    return f"cs:dash:{digest}"
 
 
 # --- per source partition marks (streams.ledger) ----------------------------------------------------------------

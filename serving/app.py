@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnstream.settings import Settings
+from serving.dashboard import pages as dashboard
 from serving.metrics import REQUEST_SECONDS
 from serving.routes import events, exports, history, ops, scoring, users
 from serving.services import Services
@@ -79,8 +80,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (users, history, scoring, exports, events, ops):
+    for module in (users, history, scoring, exports, events, ops, dashboard):
         app.include_router(module.router)
+    dashboard.mount_static(app)
 
     app.add_middleware(RequestTiming)
 

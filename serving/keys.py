@@ -92,6 +92,11 @@ class KeyStore:
         raw: dict[bytes, bytes] = await self.redis.hgetall(API_KEYS)  # type: ignore[assignment]
         return sorted((self._record(k.decode(), v) for k, v in raw.items()), key=lambda r: r.created_ms)
 
+    async def get(self, key_id: str) -> KeyRecord | None:
+        """The record of a key id (no secret checked: for sessions opened with the key)."""
+        blob: bytes | None = await self.redis.hget(API_KEYS, key_id)  # type: ignore[assignment]
+        return self._record(key_id, blob) if blob else None
+
     @staticmethod
     def _record(key_id: str, blob: bytes) -> KeyRecord:
         data = orjson.loads(blob)

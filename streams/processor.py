@@ -52,6 +52,7 @@ from streams.written import RecoveryGuard, batch_token, retry_token
 
 log = logging.getLogger(__name__)
 
+DEAD_LETTER_COLUMNS = ("topic", "partition", "offset", "reason", "detail")
 BRONZE_COLUMNS = (
     "event_id",
     "user_id",
@@ -157,6 +158,7 @@ class FeatureProcessor:
         predictions: Sink | None = None,
         guard: RecoveryGuard | None = None,
         schedule: Schedule | None = None,
+        dead_letters: Sink | None = None,
     ) -> None:
         from core.contracts import KINDS
 
@@ -164,6 +166,7 @@ class FeatureProcessor:
         self.topic_index = {t: i for i, t in enumerate(topics)}
         self.store, self.bronze, self.dlq = store, bronze, dlq
         self.scorer, self.predictions, self.guard, self.schedule = scorer, predictions, guard, schedule
+        self.dead_letters = dead_letters  # ClickHouse `dead_letters`, for the dashboard and BI (the DLQ topic rules)
 
     def forget(self, sources: Sequence[Source]) -> None:
         """These partitions were revoked: their dead letters and recovery marks belong to the new owner."""
@@ -190,9 +193,11 @@ class FeatureProcessor:
         records = [rec for rec, _ in decoded]
         counts: Counter[tuple[str, str]] = Counter()  # (topic, outcome): one metric update per pair and batch
         valid: list[tuple[RawRecord, Event]] = []
+        dead: list[tuple[Any, ...]] = []  # (topic, partition, offset, reason, detail) of this batch's dead letters
         for rec, ev in decoded:
             if isinstance(ev, Rejection):
                 self.dlq.add(rec, ev.reason, ev.detail)
+                dead.append((rec.topic, rec.partition, rec.offset, ev.reason, ev.detail[:512]))
                 result.rejected[ev.reason] = result.rejected.get(ev.reason, 0) + 1
                 counts[(rec.topic, "rejected")] += 1
             else:
@@ -228,7 +233,9 @@ class FeatureProcessor:
                 if self.scorer is not None:
                     event_rows.append(EventRow(ev, state.last_ms, vector(state, state.last_ms), rec.partition))
             elif outcome == "too_late":
-                self.dlq.add(rec, "too_late", f"ts is more than {HORIZON_DAYS} days before the user's latest event")
+                detail = f"ts is more than {HORIZON_DAYS} days before the user's latest event"
+                self.dlq.add(rec, "too_late", detail)
+                dead.append((rec.topic, rec.partition, rec.offset, "too_late", detail))
                 result.rejected["too_late"] = result.rejected.get("too_late", 0) + 1
 
         in_events, in_predictions, looked_up = await self._written(applied)
@@ -242,6 +249,8 @@ class FeatureProcessor:
             await effect("clickhouse", self.bronze.write, events_rows, token)
             if self.predictions is not None and scored is not None:
                 await effect("clickhouse", self.predictions.write, scored.predictions, token)
+            if self.dead_letters is not None and dead:
+                await effect("clickhouse", self.dead_letters.write, dead, token)
         except EffectFailed:
             if self.guard is not None:  # some rows may be in: the redo asks which, and writes under a new token
                 self.guard.unsure(upto)

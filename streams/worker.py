@@ -46,7 +46,7 @@ from streams.ledger import RedisLedger
 from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
 from streams.monitor import LeanMonitor
 from streams.online import OnlineLearner
-from streams.processor import BRONZE_COLUMNS, FeatureProcessor
+from streams.processor import BRONZE_COLUMNS, DEAD_LETTER_COLUMNS, FeatureProcessor
 from streams.records import RawRecord, to_record
 from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
 from streams.retry import effect, until_done
@@ -115,6 +115,7 @@ class Worker:
             predictions=predictions,
             guard=RecoveryGuard(RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(bronze, predictions)),
             schedule=self.rescorer,
+            dead_letters=ClickHouseSink(settings.clickhouse_dsn, "dead_letters", DEAD_LETTER_COLUMNS),
         )
         self.metrics_at = self.checkpoint_at = 0.0
 

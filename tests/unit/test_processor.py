@@ -122,3 +122,22 @@ def test_latency_observed_in_bulk_equals_one_observe_per_record(monkeypatch: pyt
         return [(s.name[len(h._name) :], s.value) for s in h.collect()[0].samples if not s.name.endswith("_created")]
 
     assert counts(bulk) == counts(single)
+
+
+def test_every_dead_letter_also_gets_a_clickhouse_row_with_its_coordinates_and_reason() -> None:
+    store, bronze, dlq, dead = MemoryStateStore(), ListSink(), ListDeadLetters(), ListSink()
+    processor = FeatureProcessor(TOPICS, store, bronze, dlq, dead_letters=dead)
+    base = 20_000 * DAY_MS
+    good = orjson.dumps({"event_id": "e0", "user_id": "u", "ts": base, "page_type": "home"})
+    late = orjson.dumps({"event_id": "e1", "user_id": "u", "ts": base - 61 * DAY_MS, "page_type": "home"})
+    batch = [
+        RawRecord("page_views", 0, 0, None, b"u", good),
+        RawRecord("page_views", 0, 1, None, b"u", b"{not json"),
+        RawRecord("page_views", 0, 2, None, b"u", late),
+    ]
+    asyncio.run(processor.process(batch))
+    rows = [(topic, partition, offset, reason) for topic, partition, offset, reason, _ in dead.rows]
+    assert rows == [(r.topic, r.partition, r.offset, reason) for r, reason, _ in dlq.sent]
+    assert [reason for *_, reason in rows] == ["invalid_json", "too_late"]
+    asyncio.run(processor.process(batch))  # the same batch again: the token makes ClickHouse drop the second write
+    assert len(dead.rows) == 2

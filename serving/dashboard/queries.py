@@ -1,0 +1,203 @@
+"""The dashboard's named queries: each panel is fed by one SQL query here, run as is by the page and by the tests.
+
+Every query takes named ClickHouse parameters (``{name:Type}``) and returns rows; :func:`run` gives them as dicts.
+"Today", "the last 30 days" and "the last 60 days" follow event time: they are counted back from the latest
+``as_of`` (scores) or the latest event ``ts`` (events), so a replayed backlog shows the same panels as the live
+stream. Only the pipeline-health panels and two overview figures read the wall clock, and say so: events per
+second now, and freshness.
+
+The score a panel reads is each user's latest by ``as_of`` from the champion (``model_kind = 'pretrained'``).
+
+>>> sorted(QUERIES)[:3]
+['active_churned_weekly', 'at_risk_count', 'at_risk_page']
+>>> all("{" not in name for name in QUERIES)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_LATEST = "(SELECT max(as_of) FROM latest_scores)"  # the latest as-of of any score: the stream's "now"
+_BAND = "multiIf(score >= {high:Float64}, 'high', score >= {low:Float64}, 'medium', 'low')"
+_CHURN_NOW = f"""
+SELECT user_id, score, event_ts FROM latest_scores FINAL
+WHERE task = 'churn' AND model_kind = 'pretrained' AND event_ts > {_LATEST} - INTERVAL 60 DAY
+"""
+
+# the label of a score, from the events after it (core.tasks): churn = no event in (as_of, as_of + 60 days];
+# purchase = a purchase in (as_of, as_of + 30 days]; only scores whose horizon has passed (resolved)
+_RESOLVED = {
+    "churn": """
+SELECT p.score AS score, if(isNull(e.ts) OR e.ts > p.as_of + INTERVAL 60 DAY, 1, 0) AS label
+FROM (SELECT user_id, as_of, score FROM predictions
+      WHERE task = 'churn' AND model_kind = 'pretrained'
+        AND as_of + INTERVAL 60 DAY <= (SELECT max(ts) FROM events)) AS p
+ASOF LEFT JOIN (SELECT user_id, ts FROM events) AS e ON p.user_id = e.user_id AND e.ts > p.as_of
+SETTINGS join_use_nulls = 1""",
+    "purchase": """
+SELECT p.score AS score, if(NOT isNull(e.ts) AND e.ts <= p.as_of + INTERVAL 30 DAY, 1, 0) AS label
+FROM (SELECT user_id, as_of, score FROM predictions
+      WHERE task = 'purchase' AND model_kind = 'pretrained'
+        AND as_of + INTERVAL 30 DAY <= (SELECT max(ts) FROM events)) AS p
+ASOF LEFT JOIN (SELECT user_id, ts FROM events WHERE event_type = 'purchase') AS e
+    ON p.user_id = e.user_id AND e.ts > p.as_of
+SETTINGS join_use_nulls = 1""",
+}
+
+
+_LIFT = """
+SELECT decile, count() AS rows, sum(label) AS positives, round(avg(score), 4) AS mean_score FROM (
+    SELECT score, label, ntile(10) OVER (ORDER BY score DESC) AS decile FROM ({resolved}))
+GROUP BY decile ORDER BY decile"""
+_CALIBRATION = """
+SELECT least(floor(score * 10), 9) / 10 AS bin, count() AS rows, round(avg(score), 4) AS predicted,
+       round(avg(label), 4) AS observed
+FROM ({resolved}) GROUP BY bin ORDER BY bin"""
+
+
+def _resolved(task: str, outer: str) -> str:
+    body, settings = _RESOLVED[task].rsplit("SETTINGS", 1)
+    return outer.format(resolved=body) + f"\nSETTINGS {settings.strip()}"
+
+
+QUERIES: dict[str, str] = {
+    # --- overview
+    "events_per_second": """
+SELECT count() / 60 AS events_per_s FROM events WHERE ingested_at >= now64(3) - INTERVAL 60 SECOND""",
+    "freshness": """
+SELECT toUnixTimestamp64Milli(max(ts)) AS latest_event_ms,
+       if(count() = 0, NULL, dateDiff('millisecond', max(ts), now64(3)) / 1000) AS seconds
+FROM events""",
+    "users_scored_today": """
+SELECT toString(toDate(max_as_of)) AS day, uniqExact(user_id) AS users
+FROM predictions, (SELECT max(as_of) AS max_as_of FROM predictions) AS m
+WHERE as_of >= toStartOfDay(max_as_of)
+GROUP BY max_as_of""",
+    "risk_bands": f"""
+SELECT countIf(score < {{low:Float64}}) AS low,
+       countIf(score >= {{low:Float64}} AND score < {{high:Float64}}) AS medium,
+       countIf(score >= {{high:Float64}}) AS high
+FROM ({_CHURN_NOW})""",
+    "risk_trend": """
+SELECT toString(day) AS day, countIf(s < {low:Float64}) AS low,
+       countIf(s >= {low:Float64} AND s < {high:Float64}) AS medium, countIf(s >= {high:Float64}) AS high
+FROM (
+    SELECT user_id, day, argMax(score, as_of) AS s FROM user_scores_daily
+    WHERE task = 'churn' AND model_kind = 'pretrained'
+      AND day > (SELECT max(day) FROM user_scores_daily WHERE task = 'churn') - 30
+    GROUP BY user_id, day)
+GROUP BY day ORDER BY day""",
+    "revenue_at_risk": f"""
+SELECT round(sum(paid), 2) AS revenue, uniqExact(buyer) AS buyers FROM (
+    SELECT event_id, any(user_id) AS buyer, any(amount) AS paid FROM events
+    WHERE event_type = 'purchase' AND ts > (SELECT max(ts) FROM events) - INTERVAL 60 DAY
+      AND user_id IN (SELECT user_id FROM ({_CHURN_NOW}) WHERE score >= {{high:Float64}})
+    GROUP BY event_id)""",
+    "expected_purchases": f"""
+SELECT round(sum(score), 2) AS expected, count() AS users FROM latest_scores FINAL
+WHERE task = 'purchase' AND model_kind = 'pretrained' AND event_ts > {_LATEST} - INTERVAL 60 DAY""",
+    # --- at risk: filters and the order are parameters; ``sort`` is chosen from SORTS, never from the request
+    "at_risk_count": f"""
+SELECT count() AS users FROM latest_scores FINAL
+WHERE task = {{task:String}} AND model_kind = 'pretrained'
+  AND score >= {{min_score:Float64}} AND score < {{max_score:Float64}}
+  AND dateDiff('day', event_ts, {_LATEST}) BETWEEN {{min_quiet:UInt32}} AND {{max_quiet:UInt32}}""",
+    "at_risk_page": f"""
+SELECT user_id, round(score, 4) AS score, {_BAND} AS band, toString(as_of) AS as_of, trigger,
+       toString(event_ts) AS last_event, dateDiff('day', event_ts, {_LATEST}) AS quiet_days, model, model_version
+FROM latest_scores FINAL
+WHERE task = {{task:String}} AND model_kind = 'pretrained'
+  AND score >= {{min_score:Float64}} AND score < {{max_score:Float64}}
+  AND quiet_days BETWEEN {{min_quiet:UInt32}} AND {{max_quiet:UInt32}}
+ORDER BY {{sort}}, user_id
+LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}""",
+    # --- one user (the id is a parameter from a POST body, never from the URL)
+    "user_score_history": """
+SELECT toString(day) AS day, task, round(argMax(score, as_of), 4) AS score, argMax(model, as_of) AS model,
+       argMax(trigger, as_of) AS trigger
+FROM user_scores_daily WHERE user_id = {user_id:String} AND model_kind = 'pretrained'
+GROUP BY day, task ORDER BY day, task""",
+    "user_recent_events": """
+SELECT event_type, toString(ts) AS ts, category, product_id, amount, topic, partition, offset FROM events
+WHERE user_id = {user_id:String}
+ORDER BY ts DESC LIMIT 1 BY event_id LIMIT 20""",
+    # --- retention (events, event time)
+    "retention_cohorts": """
+WITH firsts AS (SELECT user_id, toMonday(min(ts)) AS cohort FROM events GROUP BY user_id)
+SELECT toString(cohort) AS cohort_week, dateDiff('week', cohort, week) AS week_n, uniqExact(user_id) AS users
+FROM (SELECT DISTINCT user_id, toMonday(ts) AS week FROM events) AS a INNER JOIN firsts AS f USING (user_id)
+WHERE cohort > toMonday((SELECT max(ts) FROM events)) - INTERVAL 12 WEEK
+GROUP BY cohort, week_n ORDER BY cohort_week, week_n""",
+    "retention_curve": """
+SELECT n AS day_n, countIf(span >= n) AS retained, countIf(age >= n) AS eligible,
+       round(retained / eligible, 4) AS share
+FROM (SELECT user_id, dateDiff('day', min(ts), max(ts)) AS span,
+             dateDiff('day', min(ts), (SELECT max(ts) FROM events)) AS age FROM events GROUP BY user_id)
+ARRAY JOIN range(0, 61) AS n
+WHERE age >= n
+GROUP BY n ORDER BY n""",
+    "active_churned_weekly": """
+SELECT toString(week) AS week, sum(active) AS active, sum(churned) AS churned FROM (
+    SELECT toMonday(ts) AS week, uniqExact(user_id) AS active, 0 AS churned FROM events GROUP BY week
+    UNION ALL
+    SELECT toMonday(last + INTERVAL 60 DAY) AS week, 0 AS active, count() AS churned
+    FROM (SELECT user_id, max(ts) AS last FROM events GROUP BY user_id)
+    WHERE last + INTERVAL 60 DAY <= (SELECT max(ts) FROM events) GROUP BY week)
+GROUP BY week ORDER BY week""",
+    # --- model quality
+    "live_metrics": """
+SELECT task, model_kind, model, labels, round(roc_auc, 4) AS roc_auc, round(log_loss, 4) AS log_loss,
+       toString(ts) AS ts
+FROM model_metrics ORDER BY task, model_kind, ts""",
+    "score_distribution": """
+SELECT task, floor(score * 20) / 20 AS bin, count() AS users FROM latest_scores FINAL
+WHERE model_kind = 'pretrained' GROUP BY task, bin ORDER BY task, bin""",
+    "lift_churn": _resolved("churn", _LIFT),
+    "lift_purchase": _resolved("purchase", _LIFT),
+    "calibration_churn": _resolved("churn", _CALIBRATION),
+    "calibration_purchase": _resolved("purchase", _CALIBRATION),
+    # --- pipeline health
+    "throughput": """
+SELECT toString(toStartOfMinute(ingested_at)) AS minute, count() AS events FROM events
+WHERE ingested_at >= now64(3) - INTERVAL 60 MINUTE GROUP BY minute ORDER BY minute""",
+    "dead_letters": """
+SELECT toString(toStartOfHour(sent_at)) AS hour, reason, uniqExact(topic, partition, offset) AS letters
+FROM dead_letters WHERE sent_at >= now64(3) - INTERVAL 7 DAY
+GROUP BY hour, reason ORDER BY hour, reason""",
+}
+
+#: the at-risk table's sort keys (name -> ORDER BY expression)
+SORTS = {
+    "score": "score DESC",
+    "score_asc": "score ASC",
+    "last_event": "event_ts DESC",
+    "quiet": "event_ts ASC",
+    "as_of": "as_of DESC",
+}
+
+
+def sql(name: str, sort: str = "score") -> str:
+    """The SQL of a named query (the at-risk page's with its ORDER BY from :data:`SORTS`).
+
+    >>> "ORDER BY score DESC, user_id" in sql("at_risk_page")
+    True
+    """
+    text = QUERIES[name]
+    return text.replace("{sort}", SORTS[sort]) if name == "at_risk_page" else text
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinities (a ROC-AUC over one class) become None: JSON has no NaN, and the page shows a dash.
+
+    >>> finite(float("nan")), finite(0.5), finite("x")
+    (None, 0.5, 'x')
+    """
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def run(client: Any, name: str, sort: str = "score", **parameters: Any) -> list[dict[str, Any]]:
+    """Rows of a named query as dicts (the page and the tests call this)."""
+    result = client.query(sql(name, sort), parameters=parameters)
+    return [{k: finite(v) for k, v in zip(result.column_names, row, strict=True)} for row in result.result_rows]

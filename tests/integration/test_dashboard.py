@@ -1,0 +1,272 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Selenium through Debian's chromedriver), served by
+``churnstream run`` on the real stack after a short generated stream: real Kafka, Redis and a ClickHouse of this
+module's own (embedded chDB allows one process per path, so the numbers shown are checked against the named
+queries run directly while the process is stopped). Nothing is mocked.
+
+``CHURNSTREAM_SCREENSHOTS=docs/img`` makes the page test save its screenshots there (the README shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from core.days import DAY_MS
+from features.compute import FEATURE_NAMES
+from infra import clickhouse_db
+from infra import stack as infra_stack
+from infra.processes import ManagedProcess, free_port
+from models.registry import Registry
+from serving.dashboard.queries import run
+from simulation.generator import arrivals, make_users, simulate
+from streams.produce import produce_records
+from tests.conftest import StackHandle
+from tests.integration.support import new_key, promote_new
+
+START = 1_785_000_000_000 // DAY_MS * DAY_MS
+DAYS = 100
+PAGES = {"overview": "", "at_risk": "/at-risk", "retention": "/retention", "quality": "/quality", "health": "/health"}
+THRESHOLDS = {"low": 0.3, "high": 0.7}  # the settings' default risk bands
+
+
+@dataclass
+class Dash:
+    stack: StackHandle
+    port: int
+    keys: dict[str, str]
+    prefix: str
+    proc: ManagedProcess
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dashboard"
+
+    def start(self) -> None:
+        env = {"CHURNSTREAM_API_PORT": str(self.port), "CHURNSTREAM_DASHBOARD_REFRESH_S": "1"}
+        self.proc = self.stack.spawn_worker("dashboard", command="run", **env)
+        self.proc.wait_http(f"http://127.0.0.1:{self.port}/healthz", 90, self.stack.settings.home / "logs")
+
+    def stopped_query(self) -> Any:
+        """Stop the process (it holds the embedded chDB path) and open ClickHouse here; call :meth:`start` after."""
+        self.proc.stop()
+        return clickhouse_db.connect(self.stack.settings.clickhouse_dsn)
+
+
+@pytest.fixture(scope="module")
+def dash(module_stack: StackHandle) -> Iterator[Dash]:
+    dsn = infra_stack.clickhouse_beside(module_stack.settings, f"dash{time.time_ns() % 10**7}")
+    own = StackHandle(
+        module_stack.settings.model_copy(update={"clickhouse_dsn": dsn}),
+        module_stack.env | {"CHURNSTREAM_CLICKHOUSE_DSN": dsn},
+    )
+    promote_new(Registry(own.settings.registry_dir()), "logreg", 7)
+    keys = {scope: new_key(own, scope) for scope in ("read", "write")}
+    prefix = f"dash{time.time_ns() % 10**6}-"
+    users = make_users(150, DAYS, 51, prefix=prefix, start_ms=START)
+    produce_records(own.settings, arrivals(simulate(users, DAYS, 51, start_ms=START), 51, malformed=0.02))
+    handle = Dash(own, free_port(), keys, prefix, ManagedProcess("dashboard", own.settings.dir("run") / "x.pid"))
+    handle.start()
+    try:
+        own.wait_consumed(worker=handle.proc)
+        yield handle
+    finally:
+        handle.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def login(browser: WebDriver, dash: Dash, key: str) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{dash.base}/login")
+    browser.find_element(By.ID, "api_key").send_keys(key)
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+
+
+def errors(browser: WebDriver) -> list[dict[str, Any]]:
+    """The console's errors since the last call."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[no-untyped-call]
+
+
+def open_page(browser: WebDriver, url: str, dash: Dash | None = None) -> None:
+    browser.get(url)
+    try:
+        WebDriverWait(browser, 20).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-drawn"))
+    except TimeoutException:
+        log = dash.stack.worker_log("dashboard") if dash else ""
+        raise AssertionError(f"{url} did not draw:\n{browser.page_source[:3000]}\n{log}") from None
+
+
+def kpis(browser: WebDriver) -> dict[str, str]:
+    return {
+        e.get_attribute("data-kpi"): e.get_attribute("data-value")
+        for e in browser.find_elements(By.CSS_SELECTOR, "[data-kpi]")
+    }  # type: ignore[misc]
+
+
+def charts(browser: WebDriver) -> dict[str, Any]:
+    return orjson.loads(browser.find_element(By.ID, "charts").get_attribute("textContent") or "{}")
+
+
+def test_a_wrong_key_or_one_without_read_is_refused_and_nothing_shows_without_a_login(
+    dash: Dash, browser: WebDriver
+) -> None:
+    browser.delete_all_cookies()
+    browser.get(dash.base)
+    assert browser.current_url == f"{dash.base}/login"
+    for key in ("cs_nope_nope", dash.keys["write"]):
+        login(browser, dash, key)
+        assert browser.current_url == f"{dash.base}/login"
+        assert "unknown, revoked or lacks" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    with httpx.Client(base_url=dash.base) as client:
+        assert client.get("/data/overview").status_code == 401
+        assert client.post("/login", data={"api_key": "cs_nope_nope"}).status_code == 401
+        ok = client.post("/login", data={"api_key": dash.keys["read"]})
+        assert ok.status_code == 303 and ok.headers["location"] == "/dashboard"
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+        assert dash.keys["read"].lower() not in cookie  # the key is exchanged, not stored in the browser
+        assert client.get("/data/overview").status_code == 200
+        client.post("/logout")
+        assert client.get("/data/overview").status_code == 401
+
+
+def test_every_page_opens_with_data_in_every_chart_no_console_error_at_1280_and_390_px(
+    dash: Dash, browser: WebDriver
+) -> None:
+    login(browser, dash, dash.keys["read"])
+    errors(browser)
+    shots = Path(os.environ.get("CHURNSTREAM_SCREENSHOTS") or dash.stack.settings.dir("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 390):
+        browser.set_window_size(width, 1000)
+        for page, path in PAGES.items():
+            open_page(browser, dash.base + path, dash)
+            canvases = browser.find_elements(By.CSS_SELECTOR, "canvas")
+            drawn = {c.get_attribute("data-chart"): c.get_attribute("data-points") for c in canvases}
+            assert all(int(n or 0) > 0 for n in drawn.values()), (page, drawn)
+            assert not errors(browser), page
+            overflow = browser.execute_script("return document.documentElement.scrollWidth")
+            assert overflow <= width, (page, width, overflow)  # wide tables scroll in their own box
+            browser.set_window_size(width, int(browser.execute_script("return document.body.scrollHeight")) + 20)
+            browser.save_screenshot(
+                str(shots / f"dashboard-{page.replace('_', '-')}{'' if width == 1280 else '-390'}.png")
+            )
+            browser.set_window_size(width, 1000)
+
+    # the drill-down: a POST with the user id in its body, never in the URL
+    browser.set_window_size(1280, 1000)
+    open_page(browser, dash.base + PAGES["at_risk"])
+    user = browser.find_element(By.CSS_SELECTOR, "#at-risk tbody tr td").text
+    browser.find_element(By.CSS_SELECTOR, "#at-risk tbody button").click()
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-drawn"))
+    assert user.startswith(dash.prefix) and user not in browser.current_url
+    assert (
+        int(browser.find_element(By.CSS_SELECTOR, "canvas[data-chart=history]").get_attribute("data-points") or 0) > 0
+    )
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")) > 0
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#features tbody tr")) == len(FEATURE_NAMES)
+    assert browser.find_elements(By.CSS_SELECTOR, "#scores tbody tr")
+    assert not errors(browser)
+    browser.save_screenshot(str(shots / "dashboard-user.png"))
+
+
+def test_the_overview_updates_itself_without_a_reload(dash: Dash, browser: WebDriver) -> None:
+    login(browser, dash, dash.keys["read"])
+    open_page(browser, dash.base)
+    browser.execute_script("window.stayed = 42")
+    before = kpis(browser)
+    more = make_users(30, 2, 52, prefix=f"{dash.prefix}late-", start_ms=START + (DAYS - 1) * DAY_MS)
+    produce_records(dash.stack.settings, arrivals(simulate(more, 1, 52, start_ms=START + (DAYS - 1) * DAY_MS), 52))
+    deadline = time.monotonic() + 90
+    while kpis(browser)["users_scored_today"] == before["users_scored_today"]:
+        assert time.monotonic() < deadline, f"the overview did not change: {kpis(browser)}"
+        time.sleep(0.5)
+    assert browser.execute_script("return window.stayed") == 42  # the same page: no reload
+    assert int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-refreshes") or 0) >= 1
+    assert not errors(browser)
+    dash.stack.wait_consumed(worker=dash.proc)
+
+
+def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, browser: WebDriver) -> None:
+    dash.stack.wait_consumed(worker=dash.proc)
+    login(browser, dash, dash.keys["read"])
+    open_page(browser, dash.base)
+    overview, overview_charts = kpis(browser), charts(browser)
+    open_page(browser, f"{dash.base}/at-risk?task=churn&band=high&sort=score")
+    at_risk_total = kpis(browser)["total"]
+    trs = browser.find_elements(By.CSS_SELECTOR, "#at-risk tbody tr")
+    table = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]] for tr in trs]
+    open_page(browser, f"{dash.base}/retention")
+    retention = charts(browser)
+    open_page(browser, f"{dash.base}/quality")
+    quality = charts(browser)
+
+    client = dash.stopped_query()
+    try:
+        bands = run(client, "risk_bands", **THRESHOLDS)[0]
+        assert {k: int(overview[f"band_{k}"]) for k in bands} == bands
+        # the same bands counted another way, from the raw rows: each active user's latest champion churn score
+        raw = client.query(
+            "SELECT user_id, argMax(score, as_of), max(event_ts), (SELECT max(as_of) FROM predictions) FROM predictions"
+            " WHERE task = 'churn' AND model_kind = 'pretrained' GROUP BY user_id"
+        ).result_rows
+        active = [s for _, s, last, latest in raw if (latest - last).total_seconds() < 60 * 86400]
+        assert bands == {
+            "low": sum(s < 0.3 for s in active),
+            "medium": sum(0.3 <= s < 0.7 for s in active),
+            "high": sum(s >= 0.7 for s in active),
+        }
+        (today,) = run(client, "users_scored_today")
+        assert int(overview["users_scored_today"]) == today["users"] > 0
+        assert float(overview["revenue_at_risk"]) == run(client, "revenue_at_risk", **THRESHOLDS)[0]["revenue"]
+        assert float(overview["expected_purchases"]) == run(client, "expected_purchases")[0]["expected"]
+        trend = run(client, "risk_trend", **THRESHOLDS)
+        assert overview_charts["risk_trend"]["labels"] == [r["day"] for r in trend]
+        assert overview_charts["risk_trend"]["datasets"][2]["data"] == [r["high"] for r in trend]
+
+        filters = {"task": "churn", "min_score": 0.7, "max_score": 2.0, "min_quiet": 0, "max_quiet": 60}
+        assert int(at_risk_total) == run(client, "at_risk_count", **filters)[0]["users"]
+        rows = run(client, "at_risk_page", low=0.3, high=0.7, limit=50, offset=0, **filters)
+        assert table == [[r["user_id"], str(r["score"])] for r in rows]
+
+        curve = run(client, "retention_curve")
+        assert retention["retention_curve"]["datasets"][0]["data"] == [r["share"] for r in curve]
+        weekly = run(client, "active_churned_weekly")
+        assert retention["active_churned"]["datasets"][0]["data"] == [r["active"] for r in weekly]
+
+        for task in ("churn", "purchase"):
+            lift = run(client, f"lift_{task}")
+            assert len(quality[f"lift_{task}"]["labels"]) == len(lift) == 10
+            calibration = run(client, f"calibration_{task}")
+            assert [p["y"] for p in quality[f"calibration_{task}"]["datasets"][0]["data"]] == [
+                r["observed"] for r in calibration
+            ]
+    finally:
+        client.close()
+        dash.start()
