@@ -1,5 +1,5 @@
-"""The benchmark commands: ``churnstream bench features|train|e2e|api|profile|rescore|online``, each on its module
-in ``bench/``.
+"""The benchmark commands: ``churnstream bench features|train|e2e|api|profile|rescore|online|dashboard``, each on
+its module in ``bench/``.
 
 ``churnstream/cli.py`` registers :data:`bench_app` as the ``bench`` group.
 """
@@ -127,3 +127,17 @@ def bench_online(
     from bench.online_batches import run
 
     run(console, get_settings().registry_dir(), users=users, days=days, batches=batch)
+
+
+@bench_app.command("dashboard")
+def bench_dashboard(
+    users: int = typer.Option(1_000_000, help="users in the generated ClickHouse"),
+    events: int = typer.Option(10_000_000, help="rows in `events`"),
+    predictions: int = typer.Option(10_000_000, help="rows in `predictions`"),
+    days: int = typer.Option(120, help="days the rows span"),
+    repeats: int = typer.Option(5, help="timed runs of each query after one warm-up"),
+) -> None:
+    """Every named dashboard query on an embedded ClickHouse of 1M users and 10M predictions (target <= 200 ms)."""
+    from bench.dashboard_queries import run_bench
+
+    run_bench(console, users=users, events=events, predictions=predictions, days=days, repeats=repeats)

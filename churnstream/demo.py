@@ -66,7 +66,7 @@ def ensure_models(settings: Settings, console: Console, users: int = 2000, days:
             console.print(f"trained {task}: champion [bold]{report['champion']}[/] (test ROC-AUC {auc:.3f})")
 
 
-def create_key(settings: Settings) -> str:
+def create_key(settings: Settings, name: str = "demo", scopes: tuple[str, ...] = ("read", "write")) -> str:
     import redis.asyncio as aioredis
 
     from serving.keys import KeyStore
@@ -74,7 +74,7 @@ def create_key(settings: Settings) -> str:
     async def create() -> str:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
-            return await KeyStore(client).create("demo", ("read", "write"))
+            return await KeyStore(client).create(name, scopes)
         finally:
             await client.aclose()
 
@@ -144,6 +144,9 @@ def run_demo(
                 proc.wait_http(base + "/healthz", 120, settings.home / "logs" / "run.log")
             except RuntimeError as exc:
                 raise SystemExit(str(exc)) from None
+        dashboard_key = create_key(settings, "demo-dashboard", ("read",))
+        console.print(f"\n[bold]Dashboard:[/] {base}/dashboard  (log in with this read-only key)")
+        console.print(f"dashboard key {dashboard_key}\n", markup=False, highlight=False, soft_wrap=True)
         stream(settings, console, proc, base, key, users, rate, duration)
     except KeyboardInterrupt:
         console.print("\nstopping")

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import httpx
+
 from core.tasks import TASKS
 from infra.processes import free_port
 from models.registry import Registry
@@ -27,10 +29,15 @@ def test_demo_reaches_the_live_line_and_answers_its_curl_commands(module_stack: 
     )
     lines: list[str] = []
     answered: dict[str, str] = {}
+    login_answer: dict[str, str] = {}
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
+            if line.startswith("dashboard key "):  # log in as a user would, while the demo runs
+                key = line.split()[2]
+                reply = httpx.post(f"http://127.0.0.1:{port}/dashboard/login", data={"api_key": key}, timeout=30)
+                login_answer = {"status": str(reply.status_code), "location": reply.headers.get("location", "")}
             if line.startswith("curl -s"):
                 out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30)
                 answered[line.split("127.0.0.1:" + str(port), 1)[1].split()[0].strip("'")] = out.stdout
@@ -42,6 +49,11 @@ def test_demo_reaches_the_live_line_and_answers_its_curl_commands(module_stack: 
     assert proc.returncode == 0, text[-3000:]
     assert "trained churn" in text and "trained purchase" in text
     assert "events/s scored" in text and "p99 event-to-score" in text
+    # the dashboard's address and a login key come first, before the live line and the curl commands
+    first = next(i for i, line in enumerate(lines) if line.startswith("Dashboard: "))
+    assert lines[first].split()[1] == f"http://127.0.0.1:{port}/dashboard"
+    assert first < min(i for i, line in enumerate(lines) if "events/s scored" in line or line.startswith("curl -s"))
+    assert login_answer.get("location") == "/dashboard", login_answer
     assert all(registry.champion(t) for t in TASKS)
     scores = next(v for k, v in answered.items() if k.endswith("/scores"))
     assert {s["model_kind"] for s in json.loads(scores)["scores"]["churn"]} == {"pretrained", "online"}

@@ -1,0 +1,144 @@
+"""``churnstream bench dashboard``: every named dashboard query against a ClickHouse holding 1,000,000 users.
+
+A fresh embedded ClickHouse (its own chDB path, the product's migrations) is filled with generated rows by
+``INSERT ... SELECT FROM numbers()``: ``events`` (every user active over ``days``, a tenth of the events
+purchases), ``predictions`` (both tasks; a fifth online rows, a third time-triggered), which the product's
+materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
+``model_metrics`` and ``dead_letters``. Each query then runs ``repeats`` times after one warm-up run; every
+latency is recorded, and the table reports the median and the slowest against the 200 ms target (issue 15).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from bench.records import Run
+from bench.report import update_section
+from core.days import DAY_MS
+from infra import clickhouse_db
+from serving.dashboard.queries import QUERIES, run
+
+END_MS = 1_790_000_000_000 // DAY_MS * DAY_MS  # a day boundary (2026-09-21)
+TARGET_MS = 200.0
+CHUNK = 1_000_000
+PARAMS: dict[str, Any] = {
+    "low": 0.3,
+    "high": 0.7,
+    "task": "churn",
+    "min_score": 0.7,
+    "max_score": 2.0,
+    "min_quiet": 0,
+    "max_quiet": 60,
+    "limit": 50,
+    "offset": 0,
+    "user_id": "u123456",
+}
+
+EVENTS = """
+INSERT INTO events (event_id, user_id, event_type, ts, category, amount, topic, partition, offset, ingested_at)
+SELECT concat('e', toString(number)), concat('u', toString(number % {users})),
+       multiIf(number % 10 = 0, 'purchase', number % 10 < 3, 'cart', 'page_view'),
+       fromUnixTimestamp64Milli(toInt64({end} - cityHash64(number) % {span})) AS t,
+       ['books', 'grocery', 'beauty', 'toys', 'electronics', 'fashion', 'home', 'sports'][number % 8 + 1],
+       if(number % 10 = 0, (cityHash64(number, 1) % 20000) / 100, 0), 'page_views', number % 12, number,
+       t + toIntervalSecond(1)
+FROM numbers({start}, {count})"""
+PREDICTIONS = """
+INSERT INTO predictions (user_id, task, model_kind, as_of, event_id, trigger, event_ts, scored_at, model,
+                         model_version, score)
+SELECT concat('u', toString(intDiv(number, 2) % {users})), if(number % 2 = 0, 'churn', 'purchase'),
+       if(intDiv(number, 2) % 5 = 0, 'online', 'pretrained'),
+       fromUnixTimestamp64Milli(toInt64({end} - cityHash64(intDiv(number, 2)) % {span})) AS a,
+       if(number % 3 = 0, '', concat('e', toString(number))), if(number % 3 = 0, 'time', 'event'),
+       if(number % 3 = 0, a - toIntervalDay(number % 40), a), a + toIntervalSecond(1),
+       if(intDiv(number, 2) % 5 = 0, 'online:logreg', 'xgboost'), 'v1', (cityHash64(number, 2) % 1000000) / 1e6
+FROM numbers({start}, {count})"""
+METRICS = """
+INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc, log_loss, positive_rate)
+SELECT fromUnixTimestamp64Milli(toInt64({end} - (2000 - number) * 60000)), ['churn', 'purchase'][number % 2 + 1],
+       'online', 'online:logreg', number * 100, 5000, 0.7 + (number % 100) / 1000, 0.5, 0.3
+FROM numbers(2000)"""
+DEAD_LETTERS = """
+INSERT INTO dead_letters (topic, partition, offset, reason, detail, sent_at)
+SELECT 'page_views', number % 12, number, ['invalid_json', 'missing_field', 'too_late'][number % 3 + 1], '',
+       now64(3) - toIntervalSecond(number * 60)
+FROM numbers(10000)"""
+
+
+def fill(client: Any, console: Console, users: int, events: int, predictions: int, days: int) -> None:
+    span = days * DAY_MS
+    with Progress(console=console, transient=True) as bar:
+        for table, sql, total in (("events", EVENTS, events), ("predictions", PREDICTIONS, predictions)):
+            task = bar.add_task(f"filling {table}", total=total)
+            for start in range(0, total, CHUNK):
+                count = min(CHUNK, total - start)
+                client.command(sql.format(users=users, end=END_MS, span=span, start=start, count=count))
+                bar.advance(task, count)
+    client.command(METRICS.format(end=END_MS))
+    client.command(DEAD_LETTERS)
+
+
+def run_bench(console: Console, users: int, events: int, predictions: int, days: int, repeats: int) -> Run:
+    record = Run.start("dashboard", sys.argv)
+    record.sizes = {"users": users, "events": events, "predictions": predictions, "days": days, "repeats": repeats}
+    with tempfile.TemporaryDirectory(prefix="cs-bench-dashboard-") as path:
+        client = clickhouse_db.connect(f"chdb://{path}")
+        try:
+            clickhouse_db.apply_migrations(client)
+            t0 = time.perf_counter()
+            fill(client, console, users, events, predictions, days)
+            record.details["fill_seconds"] = round(time.perf_counter() - t0, 1)
+            counts = {t: client.query(f"SELECT count() FROM {t}").result_rows[0][0] for t in
+                      ("events", "predictions", "latest_scores", "user_scores_daily")}  # fmt: skip
+            record.details["rows"] = counts
+            console.print(f"rows: {counts}")
+            latencies: dict[str, list[float]] = {}
+            for name in QUERIES:
+                run(client, name, **PARAMS)  # warm-up: caches, marks, the first compile
+                latencies[name] = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    rows = run(client, name, **PARAMS)
+                    latencies[name].append(round((time.perf_counter() - t) * 1000, 2))
+                console.print(f"{name}: {statistics.median(latencies[name]):.1f} ms median, {len(rows)} rows")
+        finally:
+            client.close()
+    record.details["latencies_ms"] = latencies
+    worst = {n: max(v) for n, v in latencies.items()}
+    record.figures = {
+        "dashboard_query_max_ms": max(worst.values()),
+        "dashboard_queries_over_200ms": sum(v > TARGET_MS for v in worst.values()),
+    }
+    record.save()
+    rows_md = [
+        f"| `{n}` | {statistics.median(v):,.1f} | {max(v):,.1f} | {'met' if max(v) <= TARGET_MS else '**missed**'} |"
+        for n, v in latencies.items()
+    ]
+    update_section(
+        "dashboard",
+        "\n".join(
+            [
+                "## Dashboard queries (1,000,000 users)",
+                "",
+                f"Command: `{record.command}`: each named query of `serving/dashboard/queries.py` on an embedded "
+                f"ClickHouse filled with {counts['events']:,} events and {counts['predictions']:,} predictions of "
+                f"{users:,} users over {days} days ({counts['latest_scores']:,} `latest_scores` and "
+                f"{counts['user_scores_daily']:,} `user_scores_daily` rows through the product's materialised "
+                f"views), parts as inserted (no OPTIMIZE); {repeats} timed runs after one warm-up, in this process. "
+                f"Target: at most {TARGET_MS:.0f} ms each. Run record: "
+                f"[`{record.run_id}`](benchmark-runs/{record.run_id}.json).",
+                "",
+                "| query | median ms | slowest ms | target |",
+                "|---|---:|---:|---|",
+                *rows_md,
+            ]
+        ),
+    )
+    return record
