@@ -2,7 +2,8 @@
 
 A fresh embedded ClickHouse (its own chDB path, the product's migrations) is filled with generated rows by
 ``INSERT ... SELECT FROM numbers()``: ``events`` (every user active over ``days``, a tenth of the events
-purchases), ``predictions`` (both tasks; a fifth online rows, a third time-triggered), which the product's
+purchases), ``predictions`` (every user scored five times per task, four by the champion and once online, at
+random times; a third time-triggered), which the product's
 materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
 ``model_metrics`` and ``dead_letters``. Each query then runs ``repeats`` times after one warm-up run; every
 latency is recorded, and the table reports the median and the slowest against the 200 ms target (issue 15).
@@ -54,11 +55,11 @@ PREDICTIONS = """
 INSERT INTO predictions (user_id, task, model_kind, as_of, event_id, trigger, event_ts, scored_at, model,
                          model_version, score)
 SELECT concat('u', toString(intDiv(number, 2) % {users})), if(number % 2 = 0, 'churn', 'purchase'),
-       if(intDiv(number, 2) % 5 = 0, 'online', 'pretrained'),
-       fromUnixTimestamp64Milli(toInt64({end} - cityHash64(intDiv(number, 2)) % {span})) AS a,
+       if(intDiv(number, 2 * {users}) % 5 = 4, 'online', 'pretrained'),
+       fromUnixTimestamp64Milli(toInt64({end} - cityHash64(number) % {span})) AS a,
        if(number % 3 = 0, '', concat('e', toString(number))), if(number % 3 = 0, 'time', 'event'),
        if(number % 3 = 0, a - toIntervalDay(number % 40), a), a + toIntervalSecond(1),
-       if(intDiv(number, 2) % 5 = 0, 'online:logreg', 'xgboost'), 'v1', (cityHash64(number, 2) % 1000000) / 1e6
+       if(intDiv(number, 2 * {users}) % 5 = 4, 'online:logreg', 'xgboost'), 'v1', (cityHash64(number, 2) % 1000000) / 1e6
 FROM numbers({start}, {count})"""
 METRICS = """
 INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc, log_loss, positive_rate)
