@@ -59,7 +59,8 @@ SELECT concat('u', toString(intDiv(number, 2) % {users})), if(number % 2 = 0, 'c
        fromUnixTimestamp64Milli(toInt64({end} - cityHash64(number) % {span})) AS a,
        if(number % 3 = 0, '', concat('e', toString(number))), if(number % 3 = 0, 'time', 'event'),
        if(number % 3 = 0, a - toIntervalDay(number % 40), a), a + toIntervalSecond(1),
-       if(intDiv(number, 2 * {users}) % 5 = 4, 'online:logreg', 'xgboost'), 'v1', (cityHash64(number, 2) % 1000000) / 1e6
+       if(intDiv(number, 2 * {users}) % 5 = 4, 'online:logreg', 'xgboost'), 'v1',
+       (cityHash64(number, 2) % 1000000) / 1e6
 FROM numbers({start}, {count})"""
 METRICS = """
 INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc, log_loss, positive_rate)
