@@ -6,7 +6,8 @@ purchases), ``predictions`` (every user scored five times per task, four by the 
 random times; a third time-triggered), which the product's
 materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
 ``model_metrics`` and ``dead_letters``. Each query then runs ``repeats`` times after one warm-up run; every
-latency is recorded, and the table reports the median and the slowest against the 200 ms target (issue 15).
+latency is recorded, first on the parts as inserted and again once merged, and the table reports the median and
+the slowest against the 200 ms target (issue 15).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from serving.dashboard.queries import QUERIES, run
 
 END_MS = 1_790_000_000_000 // DAY_MS * DAY_MS  # a day boundary (2026-09-21)
 TARGET_MS = 200.0
+MERGED = ("events", "predictions", "latest_scores", "scores_now", "user_scores_daily", "scored_users_daily",
+          "user_activity")  # fmt: skip
 CHUNK = 1_000_000
 PARAMS: dict[str, Any] = {
     "low": 0.3,
@@ -87,6 +90,20 @@ def fill(client: Any, console: Console, users: int, events: int, predictions: in
     client.command(DEAD_LETTERS)
 
 
+def timed(client: Any, console: Console, repeats: int, label: str) -> dict[str, list[float]]:
+    """Every named query ``repeats`` times after one warm-up run; all latencies in ms."""
+    latencies: dict[str, list[float]] = {}
+    for name in QUERIES:
+        run(client, name, **PARAMS)  # warm-up: caches, marks, the first compile
+        latencies[name] = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            rows = run(client, name, **PARAMS)
+            latencies[name].append(round((time.perf_counter() - t) * 1000, 2))
+        console.print(f"{label}: {name}: {statistics.median(latencies[name]):.1f} ms median, {len(rows)} rows")
+    return latencies
+
+
 def run_bench(console: Console, users: int, events: int, predictions: int, days: int, repeats: int) -> Run:
     record = Run.start("dashboard", sys.argv)
     record.sizes = {"users": users, "events": events, "predictions": predictions, "days": days, "repeats": repeats}
@@ -101,27 +118,26 @@ def run_bench(console: Console, users: int, events: int, predictions: int, days:
                       ("events", "predictions", "latest_scores", "user_scores_daily")}  # fmt: skip
             record.details["rows"] = counts
             console.print(f"rows: {counts}")
-            latencies: dict[str, list[float]] = {}
-            for name in QUERIES:
-                run(client, name, **PARAMS)  # warm-up: caches, marks, the first compile
-                latencies[name] = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    rows = run(client, name, **PARAMS)
-                    latencies[name].append(round((time.perf_counter() - t) * 1000, 2))
-                console.print(f"{name}: {statistics.median(latencies[name]):.1f} ms median, {len(rows)} rows")
+            inserted = timed(client, console, repeats, "as inserted")
+            t0 = time.perf_counter()
+            for table in MERGED:  # what ClickHouse's background merges reach on a live system
+                client.command(f"OPTIMIZE TABLE {table} FINAL")
+            record.details["optimize_seconds"] = round(time.perf_counter() - t0, 1)
+            merged = timed(client, console, repeats, "merged")
         finally:
             client.close()
-    record.details["latencies_ms"] = latencies
-    worst = {n: max(v) for n, v in latencies.items()}
+    record.details["latencies_ms"] = {"as_inserted": inserted, "merged": merged}
+    worst = {n: max(v) for n, v in merged.items()}
     record.figures = {
         "dashboard_query_max_ms": max(worst.values()),
         "dashboard_queries_over_200ms": sum(v > TARGET_MS for v in worst.values()),
+        "dashboard_queries_over_200ms_as_inserted": sum(max(v) > TARGET_MS for v in inserted.values()),
     }
     record.save()
     rows_md = [
-        f"| `{n}` | {statistics.median(v):,.1f} | {max(v):,.1f} | {'met' if max(v) <= TARGET_MS else '**missed**'} |"
-        for n, v in latencies.items()
+        f"| `{n}` | {statistics.median(inserted[n]):,.1f} | {max(inserted[n]):,.1f} | {statistics.median(v):,.1f} | "
+        f"{max(v):,.1f} | {'met' if max(v) <= TARGET_MS else '**missed**'} |"
+        for n, v in merged.items()
     ]
     update_section(
         "dashboard",
@@ -133,12 +149,13 @@ def run_bench(console: Console, users: int, events: int, predictions: int, days:
                 f"ClickHouse filled with {counts['events']:,} events and {counts['predictions']:,} predictions of "
                 f"{users:,} users over {days} days ({counts['latest_scores']:,} `latest_scores` and "
                 f"{counts['user_scores_daily']:,} `user_scores_daily` rows through the product's materialised "
-                f"views), parts as inserted (no OPTIMIZE); {repeats} timed runs after one warm-up, in this process. "
-                f"Target: at most {TARGET_MS:.0f} ms each. Run record: "
+                f"views); {repeats} timed runs of each query after one warm-up, in this process, first on the parts "
+                "as inserted, then merged (`OPTIMIZE TABLE ... FINAL`, what background merges reach on a live "
+                f"system). Target: at most {TARGET_MS:.0f} ms each (judged on the slowest merged run). Run record: "
                 f"[`{record.run_id}`](benchmark-runs/{record.run_id}.json).",
                 "",
-                "| query | median ms | slowest ms | target |",
-                "|---|---:|---:|---|",
+                "| query | as inserted: median ms | slowest ms | merged: median ms | slowest ms | target |",
+                "|---|---:|---:|---:|---:|---|",
                 *rows_md,
             ]
         ),

@@ -19,29 +19,34 @@ from __future__ import annotations
 import math
 from typing import Any
 
-_LATEST = "(SELECT max(as_of) FROM latest_scores)"  # the latest as-of of any score: the stream's "now"
+_LATEST = "(SELECT max(as_of) FROM scores_now)"  # the latest as-of of any score: the stream's "now"
 _BAND = "multiIf(score >= {high:Float64}, 'high', score >= {low:Float64}, 'medium', 'low')"
 _CHURN_NOW = f"""
-SELECT user_id, score, event_ts FROM latest_scores FINAL
+SELECT user_id, score, event_ts FROM scores_now FINAL
 WHERE task = 'churn' AND model_kind = 'pretrained' AND event_ts > {_LATEST} - INTERVAL 60 DAY
 """
 
 # the label of a score, from the events after it (core.tasks): churn = no event in (as_of, as_of + 60 days];
-# purchase = a purchase in (as_of, as_of + 30 days]; only scores whose horizon has passed (resolved)
+# purchase = a purchase in (as_of, as_of + 30 days]; the scores resolved in the last 7 days (their
+# horizon has passed the latest event time), so the panels show the models' recent quality
 _RESOLVED = {
     "churn": """
 SELECT p.score AS score, if(isNull(e.ts) OR e.ts > p.as_of + INTERVAL 60 DAY, 1, 0) AS label
 FROM (SELECT user_id, as_of, score FROM predictions
       WHERE task = 'churn' AND model_kind = 'pretrained'
-        AND as_of + INTERVAL 60 DAY <= (SELECT max(ts) FROM events)) AS p
-ASOF LEFT JOIN (SELECT user_id, ts FROM events) AS e ON p.user_id = e.user_id AND e.ts > p.as_of
+        AND as_of + INTERVAL 60 DAY <= (SELECT max(ts) FROM events)
+        AND as_of + INTERVAL 67 DAY > (SELECT max(ts) FROM events)) AS p
+ASOF LEFT JOIN (SELECT user_id, ts FROM events WHERE ts > (SELECT max(ts) FROM events) - INTERVAL 67 DAY) AS e
+    ON p.user_id = e.user_id AND e.ts > p.as_of
 SETTINGS join_use_nulls = 1""",
     "purchase": """
 SELECT p.score AS score, if(NOT isNull(e.ts) AND e.ts <= p.as_of + INTERVAL 30 DAY, 1, 0) AS label
 FROM (SELECT user_id, as_of, score FROM predictions
       WHERE task = 'purchase' AND model_kind = 'pretrained'
-        AND as_of + INTERVAL 30 DAY <= (SELECT max(ts) FROM events)) AS p
-ASOF LEFT JOIN (SELECT user_id, ts FROM events WHERE event_type = 'purchase') AS e
+        AND as_of + INTERVAL 30 DAY <= (SELECT max(ts) FROM events)
+        AND as_of + INTERVAL 37 DAY > (SELECT max(ts) FROM events)) AS p
+ASOF LEFT JOIN (SELECT user_id, ts FROM events
+                WHERE event_type = 'purchase' AND ts > (SELECT max(ts) FROM events) - INTERVAL 37 DAY) AS e
     ON p.user_id = e.user_id AND e.ts > p.as_of
 SETTINGS join_use_nulls = 1""",
 }
@@ -71,10 +76,9 @@ SELECT toUnixTimestamp64Milli(max(ts)) AS latest_event_ms,
        if(count() = 0, NULL, dateDiff('millisecond', max(ts), now64(3)) / 1000) AS seconds
 FROM events""",
     "users_scored_today": """
-SELECT toString(toDate(max_as_of)) AS day, uniqExact(user_id) AS users
-FROM predictions, (SELECT max(as_of) AS max_as_of FROM predictions) AS m
-WHERE as_of >= toStartOfDay(max_as_of)
-GROUP BY max_as_of""",
+SELECT toString(any(s.day)) AS day, uniqExactMerge(s.users) AS users FROM scored_users_daily AS s
+WHERE s.day = (SELECT max(day) FROM scored_users_daily)
+HAVING count() > 0""",
     "risk_bands": f"""
 SELECT countIf(score < {{low:Float64}}) AS low,
        countIf(score >= {{low:Float64}} AND score < {{high:Float64}}) AS medium,
@@ -96,18 +100,18 @@ SELECT round(sum(paid), 2) AS revenue, uniqExact(buyer) AS buyers FROM (
       AND user_id IN (SELECT user_id FROM ({_CHURN_NOW}) WHERE score >= {{high:Float64}})
     GROUP BY event_id)""",
     "expected_purchases": f"""
-SELECT round(sum(score), 2) AS expected, count() AS users FROM latest_scores FINAL
+SELECT round(sum(score), 2) AS expected, count() AS users FROM scores_now FINAL
 WHERE task = 'purchase' AND model_kind = 'pretrained' AND event_ts > {_LATEST} - INTERVAL 60 DAY""",
     # --- at risk: filters and the order are parameters; ``sort`` is chosen from SORTS, never from the request
     "at_risk_count": f"""
-SELECT count() AS users FROM latest_scores FINAL
+SELECT count() AS users FROM scores_now FINAL
 WHERE task = {{task:String}} AND model_kind = 'pretrained'
   AND score >= {{min_score:Float64}} AND score < {{max_score:Float64}}
   AND dateDiff('day', event_ts, {_LATEST}) BETWEEN {{min_quiet:UInt32}} AND {{max_quiet:UInt32}}""",
     "at_risk_page": f"""
 SELECT user_id, round(score, 4) AS score, {_BAND} AS band, toString(as_of) AS as_of, trigger,
        toString(event_ts) AS last_event, dateDiff('day', event_ts, {_LATEST}) AS quiet_days, model, model_version
-FROM latest_scores FINAL
+FROM scores_now FINAL
 WHERE task = {{task:String}} AND model_kind = 'pretrained'
   AND score >= {{min_score:Float64}} AND score < {{max_score:Float64}}
   AND quiet_days BETWEEN {{min_quiet:UInt32}} AND {{max_quiet:UInt32}}
@@ -125,26 +129,27 @@ WHERE user_id = {user_id:String}
 ORDER BY ts DESC LIMIT 1 BY event_id LIMIT 20""",
     # --- retention (events, event time)
     "retention_cohorts": """
-WITH firsts AS (SELECT user_id, toMonday(min(ts)) AS cohort FROM events GROUP BY user_id)
-SELECT toString(cohort) AS cohort_week, dateDiff('week', cohort, week) AS week_n, uniqExact(user_id) AS users
-FROM (SELECT DISTINCT user_id, toMonday(ts) AS week FROM events) AS a INNER JOIN firsts AS f USING (user_id)
-WHERE cohort > toMonday((SELECT max(ts) FROM events)) - INTERVAL 12 WEEK
+SELECT toString(cohort) AS cohort_week, dateDiff('week', cohort, week) AS week_n, count() AS users
+FROM (SELECT toMonday(first) AS cohort, finalizeAggregation(weeks) AS active_weeks FROM user_activity FINAL
+      WHERE cohort > toMonday((SELECT max(last) FROM user_activity)) - INTERVAL 12 WEEK)
+ARRAY JOIN active_weeks AS week
 GROUP BY cohort, week_n ORDER BY cohort_week, week_n""",
     "retention_curve": """
-SELECT n AS day_n, countIf(span >= n) AS retained, countIf(age >= n) AS eligible,
-       round(retained / eligible, 4) AS share
-FROM (SELECT user_id, dateDiff('day', min(ts), max(ts)) AS span,
-             dateDiff('day', min(ts), (SELECT max(ts) FROM events)) AS age FROM events GROUP BY user_id)
+SELECT n AS day_n, sumIf(c, span >= n) AS retained, sum(c) AS eligible, round(retained / eligible, 4) AS share
+FROM (SELECT least(dateDiff('day', first, last), 60) AS span,
+             least(dateDiff('day', first, (SELECT max(last) FROM user_activity)), 60) AS age, count() AS c
+      FROM user_activity FINAL GROUP BY span, age)
 ARRAY JOIN range(0, 61) AS n
 WHERE age >= n
 GROUP BY n ORDER BY n""",
     "active_churned_weekly": """
 SELECT toString(week) AS week, sum(active) AS active, sum(churned) AS churned FROM (
-    SELECT toMonday(ts) AS week, uniqExact(user_id) AS active, 0 AS churned FROM events GROUP BY week
+    SELECT week, count() AS active, 0 AS churned
+    FROM (SELECT finalizeAggregation(weeks) AS active_weeks FROM user_activity FINAL) ARRAY JOIN active_weeks AS week
+    GROUP BY week
     UNION ALL
-    SELECT toMonday(last + INTERVAL 60 DAY) AS week, 0 AS active, count() AS churned
-    FROM (SELECT user_id, max(ts) AS last FROM events GROUP BY user_id)
-    WHERE last + INTERVAL 60 DAY <= (SELECT max(ts) FROM events) GROUP BY week)
+    SELECT toMonday(last + INTERVAL 60 DAY) AS week, 0 AS active, count() AS churned FROM user_activity FINAL
+    WHERE last + INTERVAL 60 DAY <= (SELECT max(last) FROM user_activity) GROUP BY week)
 GROUP BY week ORDER BY week""",
     # --- model quality
     "live_metrics": """
@@ -152,7 +157,7 @@ SELECT task, model_kind, model, labels, round(roc_auc, 4) AS roc_auc, round(log_
        toString(ts) AS ts
 FROM model_metrics ORDER BY task, model_kind, ts""",
     "score_distribution": """
-SELECT task, floor(score * 20) / 20 AS bin, count() AS users FROM latest_scores FINAL
+SELECT task, floor(score * 20) / 20 AS bin, count() AS users FROM scores_now FINAL
 WHERE model_kind = 'pretrained' GROUP BY task, bin ORDER BY task, bin""",
     "lift_churn": _resolved("churn", _LIFT),
     "lift_purchase": _resolved("purchase", _LIFT),

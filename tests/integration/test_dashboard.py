@@ -255,6 +255,11 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         }
         (today,) = run(client, "users_scored_today")
         assert int(overview["users_scored_today"]) == today["users"] > 0
+        ((day, users),) = client.query(  # the raw rows: distinct users with a score on the latest as-of day
+            "SELECT toString(toDate(max(as_of))), (SELECT uniqExact(user_id) FROM predictions"
+            " WHERE toDate(as_of) = (SELECT toDate(max(as_of)) FROM predictions)) FROM predictions"
+        ).result_rows
+        assert (today["day"], today["users"]) == (day, users)
         assert float(overview["revenue_at_risk"]) == run(client, "revenue_at_risk", **THRESHOLDS)[0]["revenue"]
         assert float(overview["expected_purchases"]) == run(client, "expected_purchases")[0]["expected"]
         trend = run(client, "risk_trend", **THRESHOLDS)
