@@ -42,6 +42,16 @@ def pivot(
     return xs, series
 
 
+def series_name(kind: str, model: str) -> str:
+    """A live-metrics series' legend: the model kind, and the model when it says more.
+
+    >>> series_name("pretrained", "pretrained"), series_name("online", "online:logreg")
+    ('pretrained', 'online logreg')
+    """
+    name = model.removeprefix(f"{kind}:")
+    return kind if name in (kind, "") else f"{kind} {name}"
+
+
 def overview(client: Any, thresholds: tuple[float, float]) -> Page:
     low, high = thresholds
     bands = run(client, "risk_bands", low=low, high=high)[0]
@@ -105,13 +115,11 @@ def quality(client: Any, training: dict[str, list[dict[str, Any]]]) -> Page:
     charts: dict[str, Any] = {}
     tables: dict[str, Any] = {"training": training, "live_latest": {}}
     for task in TASKS:
-        rows = [
-            r | {"series": f"{r['model_kind']} {r['model'].removeprefix('online:')}"} for r in live if r["task"] == task
-        ]
+        rows = [r | {"series": series_name(r["model_kind"], r["model"])} for r in live if r["task"] == task]
         times, auc = pivot(rows, "ts", "series", "roc_auc", default=None)
         charts[f"live_{task}"] = chart("line", times, auc, span_gaps=True)
-        for r in rows:
-            tables["live_latest"][f"{task} {r['series']}"] = r
+        for r in rows:  # the latest row of each model kind (rows are in time order)
+            tables["live_latest"][f"{task} {r['model_kind']}"] = r
         d = [r for r in dist if r["task"] == task]
         charts[f"scores_{task}"] = chart("bar", [r["bin"] for r in d], {"users": [r["users"] for r in d]})
         lift = run(client, f"lift_{task}")

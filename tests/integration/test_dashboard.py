@@ -35,7 +35,7 @@ from serving.dashboard.queries import run
 from simulation.generator import arrivals, make_users, simulate
 from streams.produce import produce_records
 from tests.conftest import StackHandle
-from tests.integration.support import new_key, promote_new
+from tests.integration.support import new_key, promote_trained
 
 START = 1_785_000_000_000 // DAY_MS * DAY_MS
 DAYS = 100
@@ -73,12 +73,12 @@ def dash(module_stack: StackHandle) -> Iterator[Dash]:
         module_stack.settings.model_copy(update={"clickhouse_dsn": dsn}),
         module_stack.env | {"CHURNSTREAM_CLICKHOUSE_DSN": dsn},
     )
-    promote_new(Registry(own.settings.registry_dir()), "logreg", 7)
     keys = {scope: new_key(own, scope) for scope in ("read", "write")}
     prefix = f"dash{time.time_ns() % 10**6}-"
     users = make_users(150, DAYS, 51, prefix=prefix, start_ms=START)
     gone = make_users(20, 30, 53, prefix=f"{prefix}gone-", start_ms=START)  # quiet after day 30: lapsed at the end
     events = simulate(users, DAYS, 51, start_ms=START) + simulate(gone, 30, 53, start_ms=START)
+    promote_trained(Registry(own.settings.registry_dir()), events)
     produce_records(own.settings, arrivals(sorted(events, key=lambda e: e["ts"]), 51, malformed=0.02))
     handle = Dash(own, free_port(), keys, prefix, ManagedProcess("dashboard", own.settings.dir("run") / "x.pid"))
     handle.start()
@@ -104,6 +104,8 @@ def browser() -> Iterator[WebDriver]:
 
 
 def login(browser: WebDriver, dash: Dash, key: str) -> None:
+    """Log in afresh; the console's earlier messages (a refused login's 401 in another test) are dropped."""
+    browser.get_log("browser")  # type: ignore[no-untyped-call]
     browser.delete_all_cookies()
     browser.get(f"{dash.base}/login")
     browser.find_element(By.ID, "api_key").send_keys(key)
@@ -182,7 +184,8 @@ def test_every_page_opens_with_data_in_every_chart_no_console_error_at_1280_and_
             assert not errors(browser), page
             overflow = browser.execute_script("return document.documentElement.scrollWidth")
             assert overflow <= width, (page, width, overflow)  # wide tables scroll in their own box
-            browser.set_window_size(width, int(browser.execute_script("return document.body.scrollHeight")) + 20)
+            height = int(browser.execute_script("return document.documentElement.scrollHeight"))
+            browser.set_window_size(width, height + 200)  # the window's own chrome takes some of its height
             browser.save_screenshot(
                 str(shots / f"dashboard-{page.replace('_', '-')}{'' if width == 1280 else '-390'}.png")
             )

@@ -33,7 +33,10 @@
       const color = COLORS[d.label] || PALETTE[i % PALETTE.length];
       const out = { label: d.label, data: d.data, borderColor: color, backgroundColor: color, showLine: !!spec.show_line,
                     spanGaps: !!spec.span_gaps };
-      if (type === "doughnut") out.backgroundColor = spec.labels.map((l, j) => COLORS[l] || PALETTE[j % PALETTE.length]);
+      if (type === "doughnut") {
+        out.backgroundColor = spec.labels.map((l, j) => COLORS[l] || PALETTE[j % PALETTE.length]);
+        out.borderColor = "#fff";
+      }
       if (spec.stacked && type === "line") out.fill = true;
       if (d.label === "perfect") { out.borderDash = [4, 4]; out.pointRadius = 0; }
       return out;
