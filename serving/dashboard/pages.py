@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -128,12 +129,30 @@ async def overview_data(viewer: ViewerDep, services: ServicesDep, settings: Sett
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
-def at_risk_filters(
-    task: Literal["churn", "purchase"], band: str, max_quiet: int, min_quiet: int, thresholds: tuple[float, float]
-) -> dict[str, Any]:
-    low, high = thresholds
-    lo, hi = {"all": (0.0, 2.0), "low": (0.0, low), "medium": (low, high), "high": (high, 2.0)}[band]
-    return {"task": task, "min_score": lo, "max_score": hi, "min_quiet": min_quiet, "max_quiet": max_quiet}
+@dataclass
+class AtRiskQuery:
+    """The at-risk list's filters and order, from the query string (none of them names a customer)."""
+
+    task: Literal["churn", "purchase"] = "churn"
+    band: Literal["all", "low", "medium", "high"] = "high"
+    sort: Literal["score", "score_asc", "last_event", "quiet", "as_of"] = "score"
+    min_quiet: int = Query(0, ge=0, le=100_000)
+    max_quiet: int = Query(60, ge=0, le=100_000)
+
+    def filters(self, thresholds: tuple[float, float], limit: int, offset: int) -> dict[str, Any]:
+        """Parameters of the ``at_risk_*`` queries; a band is a score range (``high``: at or above the second
+        threshold).
+
+        >>> AtRiskQuery("churn", "medium", "score", 0, 60).filters((0.3, 0.7), 50, 0)["min_score"]
+        0.3
+        """
+        low, high = thresholds
+        lo, hi = {"all": (0.0, 2.0), "low": (0.0, low), "medium": (low, high), "high": (high, 2.0)}[self.band]
+        return {"task": self.task, "min_score": lo, "max_score": hi, "min_quiet": self.min_quiet,
+                "max_quiet": self.max_quiet, "limit": limit, "offset": offset}  # fmt: skip
+
+
+AtRiskDep = Annotated[AtRiskQuery, Depends()]
 
 
 @router.get("/at-risk", response_class=HTMLResponse)
@@ -142,47 +161,30 @@ async def at_risk_page(
     viewer: ViewerDep,
     services: ServicesDep,
     settings: SettingsDep,
-    task: Literal["churn", "purchase"] = "churn",
-    band: Literal["all", "low", "medium", "high"] = "high",
-    sort: Literal["score", "score_asc", "last_event", "quiet", "as_of"] = "score",
-    min_quiet: int = Query(0, ge=0, le=100_000),
-    max_quiet: int = Query(60, ge=0, le=100_000),
+    query: AtRiskDep,
     page: int = Query(1, ge=1, le=100_000),
 ) -> Any:
-    filters = at_risk_filters(task, band, max_quiet, min_quiet, settings.api_risk_thresholds)
-    filters |= {"limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
-    data = await asyncio.to_thread(
-        panels.at_risk, await clickhouse(services), settings.api_risk_thresholds, filters, sort
-    )
-    query = {"task": task, "band": band, "sort": sort, "min_quiet": min_quiet, "max_quiet": max_quiet}
-    return render(request, "at_risk", viewer, settings, data=data, query=query, page_n=page, page_size=PAGE_SIZE,
-                  sorts=list(SORTS))  # fmt: skip
+    thresholds = settings.api_risk_thresholds
+    filters = query.filters(thresholds, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    data = await asyncio.to_thread(panels.at_risk, await clickhouse(services), thresholds, filters, query.sort)
+    return render(request, "at_risk", viewer, settings, data=data, query=asdict(query), page_n=page,
+                  page_size=PAGE_SIZE, sorts=list(SORTS))  # fmt: skip
 
 
 @router.get("/at-risk.csv")
-async def at_risk_csv(
-    viewer: ViewerDep,
-    services: ServicesDep,
-    settings: SettingsDep,
-    task: Literal["churn", "purchase"] = "churn",
-    band: Literal["all", "low", "medium", "high"] = "high",
-    sort: Literal["score", "score_asc", "last_event", "quiet", "as_of"] = "score",
-    min_quiet: int = Query(0, ge=0, le=100_000),
-    max_quiet: int = Query(60, ge=0, le=100_000),
-) -> Response:
+async def at_risk_csv(viewer: ViewerDep, services: ServicesDep, settings: SettingsDep, query: AtRiskDep) -> Response:
     """The whole filtered list (every page) as CSV."""
-    filters = at_risk_filters(task, band, max_quiet, min_quiet, settings.api_risk_thresholds)
-    filters |= {"limit": 10_000_000, "offset": 0}
-    data = await asyncio.to_thread(
-        panels.at_risk, await clickhouse(services), settings.api_risk_thresholds, filters, sort
-    )
+    thresholds = settings.api_risk_thresholds
+    filters = query.filters(thresholds, 10_000_000, 0)
+    data = await asyncio.to_thread(panels.at_risk, await clickhouse(services), thresholds, filters, query.sort)
     rows = data["tables"]["rows"]
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    headers = {"Content-Disposition": f'attachment; filename="at-risk-{task}-{band}.csv"', "Cache-Control": "no-store"}
+    name = f"at-risk-{query.task}-{query.band}.csv"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     return Response(out.getvalue(), media_type="text/csv", headers=headers)
 
 

@@ -163,6 +163,13 @@ def test_a_wrong_key_or_one_without_read_is_refused_and_nothing_shows_without_a_
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
         assert dash.keys["read"].lower() not in cookie  # the key is exchanged, not stored in the browser
         assert client.get("/data/overview").status_code == 200
+        # the CSV is the whole filtered list: as many rows as the page says match
+        page = client.get("/at-risk", params={"task": "churn", "band": "all", "max_quiet": 1000}).text
+        total = int(page.split('data-kpi="total" data-value="', 1)[1].split('"', 1)[0])
+        listed = client.get("/at-risk.csv", params={"task": "churn", "band": "all", "max_quiet": 1000})
+        assert listed.headers["content-type"].startswith("text/csv")
+        lines = listed.text.splitlines()
+        assert lines[0].startswith("user_id,score,band,") and len(lines) - 1 == total > 50  # more than a page
         client.post("/logout")
         assert client.get("/data/overview").status_code == 401
 
