@@ -110,6 +110,10 @@ def login(browser: WebDriver, dash: Dash, key: str) -> None:
     browser.get(f"{dash.base}/login")
     browser.find_element(By.ID, "api_key").send_keys(key)
     browser.find_element(By.CSS_SELECTOR, "form button").click()
+    # the answer has loaded: the overview (logged in) or the login page again with its alert (refused)
+    WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: b.current_url == dash.base or b.find_elements(By.CSS_SELECTOR, "[role=alert]")
+    )
 
 
 def errors(browser: WebDriver) -> list[dict[str, Any]]:
