@@ -18,11 +18,10 @@ import time
 from collections import deque
 from typing import Any
 
-import orjson
-
 from churnstream.settings import Settings
 from serving.dashboard.panels import Page, chart, pivot
 from serving.dashboard.queries import run
+from serving.routes.ops import readiness
 from streams.lag import group_lag
 from streams.scrape import Scrape, quantile
 
@@ -67,15 +66,6 @@ class Sampler:
         return self.readings[-1][1].by_label("churnstream_dlq_total", "reason") if self.readings else {}
 
 
-async def dependencies(services: Any) -> dict[str, str]:
-    """Each dependency: ``ok``, ``unreachable`` or the error the worker's writes fail with (as ``/readyz``)."""
-    from serving.routes.ops import readyz
-
-    response = await readyz(services)
-    body: dict[str, Any] = orjson.loads(response.body)
-    return {k: str(v) for k, v in body.items() if k != "ready"}
-
-
 async def consumer_lag(settings: Settings) -> int | None:
     """Records the worker's consumer group has not committed yet (None when Kafka does not answer in 5 s)."""
     try:
@@ -96,7 +86,7 @@ async def health(services: Any, sampler: Sampler) -> Page:
             "consumer_lag": await consumer_lag(settings),
             **sampler.rates(),
         },
-        "tables": {"dependencies": await dependencies(services), "dlq_counter": sampler.dead_letters()},
+        "tables": {"dependencies": await readiness(services), "dlq_counter": sampler.dead_letters()},
         "charts": {
             "throughput": chart(
                 "bar", [r["minute"] for r in throughput], {"events": [r["events"] for r in throughput]}

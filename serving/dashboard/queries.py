@@ -37,8 +37,7 @@ FROM (SELECT user_id, as_of, score FROM predictions
         AND as_of + INTERVAL 60 DAY <= (SELECT max(ts) FROM events)
         AND as_of + INTERVAL 67 DAY > (SELECT max(ts) FROM events)) AS p
 ASOF LEFT JOIN (SELECT user_id, ts FROM events WHERE ts > (SELECT max(ts) FROM events) - INTERVAL 67 DAY) AS e
-    ON p.user_id = e.user_id AND e.ts > p.as_of
-SETTINGS join_use_nulls = 1""",
+    ON p.user_id = e.user_id AND e.ts > p.as_of""",
     "purchase": """
 SELECT p.score AS score, if(NOT isNull(e.ts) AND e.ts <= p.as_of + INTERVAL 30 DAY, 1, 0) AS label
 FROM (SELECT user_id, as_of, score FROM predictions
@@ -47,8 +46,7 @@ FROM (SELECT user_id, as_of, score FROM predictions
         AND as_of + INTERVAL 37 DAY > (SELECT max(ts) FROM events)) AS p
 ASOF LEFT JOIN (SELECT user_id, ts FROM events
                 WHERE event_type = 'purchase' AND ts > (SELECT max(ts) FROM events) - INTERVAL 37 DAY) AS e
-    ON p.user_id = e.user_id AND e.ts > p.as_of
-SETTINGS join_use_nulls = 1""",
+    ON p.user_id = e.user_id AND e.ts > p.as_of""",
 }
 
 
@@ -63,8 +61,8 @@ FROM ({resolved}) GROUP BY bin ORDER BY bin"""
 
 
 def _resolved(task: str, outer: str) -> str:
-    body, settings = _RESOLVED[task].rsplit("SETTINGS", 1)
-    return outer.format(resolved=body) + f"\nSETTINGS {settings.strip()}"
+    """``outer`` around the task's resolved scores; an unmatched join gives NULL (no later event), not 1970."""
+    return outer.format(resolved=_RESOLVED[task]) + "\nSETTINGS join_use_nulls = 1"
 
 
 QUERIES: dict[str, str] = {

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.deps import ServicesDep
+from serving.services import Services
 from streams import health
 
 router = APIRouter(tags=["ops"])
@@ -21,10 +22,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
-async def readyz(services: ServicesDep) -> Any:
-    """Kafka, Redis and ClickHouse are reachable and the worker's writes to them succeed; 503 names the ones that
-    are not (`unreachable`, or `writes failing (<error type>)` while the worker in this process retries)."""
+async def readiness(services: Services) -> dict[str, str]:
+    """Each dependency: ``ok``, ``unreachable``, or ``writes failing (<error type>)`` while the worker in this
+    process retries (what ``/readyz`` answers and the dashboard's health page shows)."""
 
     async def redis() -> bool:
         try:
@@ -47,6 +47,14 @@ async def readyz(services: ServicesDep) -> Any:
     # in `churnstream run`, the worker's writes too: ClickHouse may answer SELECT 1 and still refuse inserts
     for name, error in health.failing().items():
         body[name] = f"writes failing ({error})"
+    return body
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is unreachable"}})
+async def readyz(services: ServicesDep) -> Any:
+    """Kafka, Redis and ClickHouse are reachable and the worker's writes to them succeed; 503 names the ones that
+    are not (`unreachable`, or `writes failing (<error type>)` while the worker in this process retries)."""
+    body = await readiness(services)
     ready = all(v == "ok" for v in body.values())
     return JSONResponse({"ready": ready, **body}, status_code=200 if ready else 503)
 
