@@ -5,7 +5,8 @@ A fresh embedded ClickHouse (its own chDB path, the product's migrations) is fil
 purchases), ``predictions`` (every user scored five times per task, four by the champion and once online, at
 random times; a third time-triggered), which the product's
 materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
-``model_metrics`` and ``dead_letters``. Each query then runs ``repeats`` times after one warm-up run; every
+``resolved_scores`` (two resolved labels per user, task and model kind), ``model_metrics`` and ``dead_letters``.
+Each query then runs ``repeats`` times after one warm-up run; every
 latency is recorded, first on the parts as inserted and again once merged, and the table reports the median and
 the slowest against the 200 ms target (issue 15).
 """
@@ -30,7 +31,7 @@ from serving.dashboard.queries import QUERIES, run
 END_MS = 1_790_000_000_000 // DAY_MS * DAY_MS  # a day boundary (2026-09-21)
 TARGET_MS = 200.0
 MERGED = ("events", "predictions", "latest_scores", "scores_now", "user_scores_daily", "scored_users_daily",
-          "user_activity")  # fmt: skip
+          "user_activity", "resolved_scores", "purchases")  # fmt: skip
 CHUNK = 1_000_000
 PARAMS: dict[str, Any] = {
     "low": 0.3,
@@ -65,6 +66,14 @@ SELECT concat('u', toString(intDiv(number, 2) % {users})), if(number % 2 = 0, 'c
        if(intDiv(number, 2 * {users}) % 5 = 4, 'online:logreg', 'xgboost'), 'v1',
        (cityHash64(number, 2) % 1000000) / 1e6
 FROM numbers({start}, {count})"""
+RESOLVED = """
+INSERT INTO resolved_scores (task, model_kind, user_id, as_of, horizon_end, score, label, resolved_at)
+SELECT if(number % 2 = 0, 'churn', 'purchase') AS task, if(intDiv(number, 2) % 5 = 4, 'online', 'pretrained'),
+       concat('u', toString(intDiv(number, 4) % {users})),
+       fromUnixTimestamp64Milli(toInt64({end} - 90 * 86400000 + cityHash64(number, 3) % {span})) AS a,
+       a + toIntervalDay(if(task = 'churn', 60, 30)), (cityHash64(number, 4) % 1000000) / 1e6 AS s,
+       toUInt8(cityHash64(number, 5) % 1000000 < s * 1e6), fromUnixTimestamp64Milli(toInt64({end} - 86400000))
+FROM numbers({start}, {count})"""
 METRICS = """
 INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc, log_loss, positive_rate)
 SELECT fromUnixTimestamp64Milli(toInt64({end} - (2000 - number) * 60000)), ['churn', 'purchase'][number % 2 + 1],
@@ -79,8 +88,10 @@ FROM numbers(10000)"""
 
 def fill(client: Any, console: Console, users: int, events: int, predictions: int, days: int) -> None:
     span = days * DAY_MS
+    resolved = 8 * users  # per user, task and model kind: two labels resolved
     with Progress(console=console, transient=True) as bar:
-        for table, sql, total in (("events", EVENTS, events), ("predictions", PREDICTIONS, predictions)):
+        for table, sql, total in (("events", EVENTS, events), ("predictions", PREDICTIONS, predictions),
+                                  ("resolved_scores", RESOLVED, resolved)):  # fmt: skip
             task = bar.add_task(f"filling {table}", total=total)
             for start in range(0, total, CHUNK):
                 count = min(CHUNK, total - start)
@@ -115,7 +126,7 @@ def run_bench(console: Console, users: int, events: int, predictions: int, days:
             fill(client, console, users, events, predictions, days)
             record.details["fill_seconds"] = round(time.perf_counter() - t0, 1)
             counts = {t: client.query(f"SELECT count() FROM {t}").result_rows[0][0] for t in
-                      ("events", "predictions", "latest_scores", "user_scores_daily")}  # fmt: skip
+                      ("events", "predictions", "latest_scores", "user_scores_daily", "resolved_scores")}  # fmt: skip
             record.details["rows"] = counts
             console.print(f"rows: {counts}")
             inserted = timed(client, console, repeats, "as inserted")
@@ -149,7 +160,8 @@ def run_bench(console: Console, users: int, events: int, predictions: int, days:
                 f"ClickHouse filled with {counts['events']:,} events and {counts['predictions']:,} predictions of "
                 f"{users:,} users over {days} days ({counts['latest_scores']:,} `latest_scores` and "
                 f"{counts['user_scores_daily']:,} `user_scores_daily` rows through the product's materialised "
-                f"views); {repeats} timed runs of each query after one warm-up, in this process, first on the parts "
+                f"views; {counts['resolved_scores']:,} `resolved_scores` rows); {repeats} timed runs of each query "
+                "after one warm-up, in this process, first on the parts "
                 "as inserted, then merged (`OPTIMIZE TABLE ... FINAL`, what background merges reach on a live "
                 f"system). Target: at most {TARGET_MS:.0f} ms each (judged on the slowest merged run). Run record: "
                 f"[`{record.run_id}`](benchmark-runs/{record.run_id}.json).",

@@ -16,17 +16,20 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 
+from core.days import DAY_MS
 from core.keys import counts_key, digest_key, expiry_key, log_key
 from core.tasks import TASKS
 from models.metrics import quality
 from models.online import DIGEST_MODULUS, Snapshot, label_hash
+from streams.sinks import Sink
 
 METRIC_COLUMNS = ("ts", "task", "model_kind", "model", "labels", "window", "roc_auc", "log_loss", "positive_rate")
+RESOLVED_COLUMNS = ("task", "model_kind", "user_id", "as_of", "horizon_end", "score", "label", "resolved_at")
 
 
 class Label(msgspec.Struct, array_like=True):
@@ -75,6 +78,21 @@ def metric_rows(
     return rows
 
 
+def resolved_rows(labels: Sequence[Label], watermark_ms: int) -> list[tuple[Any, ...]]:
+    """``resolved_scores`` rows (``RESOLVED_COLUMNS``): one per label and model kind that scored its snapshot.
+
+    >>> from models.online import Snapshot
+    >>> resolved_rows([Label("purchase", "u1", Snapshot(0, [], {"pretrained": 0.25}), 1)], 9)
+    [('purchase', 'pretrained', 'u1', 0, 2592000000, 0.25, 1, 9)]
+    """
+    rows = []
+    for lab in labels:
+        end = lab.snap.as_of_ms + TASKS[lab.task].horizon_days * DAY_MS
+        for kind, score in lab.snap.scores.items():
+            rows.append((lab.task, kind, lab.user_id, lab.snap.as_of_ms, end, score, lab.y, watermark_ms))
+    return rows
+
+
 def queue_labels(pipe: Any, labels: Sequence[Label]) -> None:
     """Queue, in a transaction, what resolving ``labels`` writes besides their snapshots: one log entry per label,
     one ``ZREM`` per partition from the expiry index, and the counters."""
@@ -91,3 +109,24 @@ def queue_labels(pipe: Any, labels: Sequence[Label]) -> None:
             pipe.execute_command(
                 "BITFIELD", digest_key(task), "OVERFLOW", "WRAP", "INCRBY", "u63", 0, sum(mine) % DIGEST_MODULUS
             )
+
+
+class ResolvedScores:
+    """``resolved_scores`` rows waiting for their insert (none without a sink). The learner adds the rows of every
+    label it learns and writes them before each checkpoint, so what a crash loses is learned, and added, again."""
+
+    def __init__(self, sink: Sink | None) -> None:
+        self.sink, self.rows = sink, cast(list[tuple[Any, ...]], [])
+
+    def add(self, labels: Sequence[Label], watermark_ms: int) -> None:
+        if self.sink is not None:
+            self.rows += resolved_rows(labels, watermark_ms)
+
+    async def write(self) -> int:
+        """Insert the waiting rows; on failure they wait for the next call (and the caller's checkpoint too)."""
+        rows, self.rows = self.rows, []
+        try:
+            return await self.sink.write(rows) if self.sink is not None and rows else 0
+        except BaseException:
+            self.rows = rows + self.rows
+            raise

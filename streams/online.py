@@ -39,7 +39,7 @@ from models.online import (
     resolve_by_event,
     resolve_by_watermark,
 )
-from streams.labels import Entries, Label, _dec, _enc, _label_dec, metric_rows, queue_labels, stream_id
+from streams.labels import Entries, Label, ResolvedScores, _dec, _enc, _label_dec, metric_rows, queue_labels, stream_id
 from streams.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,10 @@ class OnlineLearner:
         key: bytes,
         lateness_ms: int = DAY_MS,
         window: int = 2000,
+        resolved: Sink | None = None,
     ) -> None:
         self.redis, self.models, self.metrics_sink, self.key = redis, models, metrics, key
+        self.resolved = ResolvedScores(resolved)  # ClickHouse `resolved_scores`: each label's scores, for the dashboard
         self.lateness_ms, self.window = lateness_ms, window
         self.watermark_ms = 0
         self.positions: dict[int, tuple[int, int]] = {}  # partition -> last label log entry learned
@@ -224,7 +226,8 @@ class OnlineLearner:
 
     async def write_checkpoint(self) -> dict[int, tuple[int, int]]:
         """Write every model's checkpoint with the log positions and the watermark it includes (one
-        transaction); return the positions."""
+        transaction); return the positions. The resolved scores of the labels it includes are written first."""
+        await self.resolved.write()  # a crash after this replays, and writes again, only what the checkpoint lacks
         positions = dict(self.positions)
         meta = {"positions": positions, "watermark": self.watermark_ms}
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -266,6 +269,7 @@ class OnlineLearner:
                         to_learn.append(lab)
                     self.positions[partition] = position
             self._learn(to_learn)
+            self.resolved.add(to_learn, self.watermark_ms - self.lateness_ms)
             learned += len(to_learn)
             todo = [p for p, entries in zip(todo, answers, strict=True) if len(entries) == chunk]
         return learned

@@ -8,7 +8,7 @@ whole batch (:func:`streams.retry.until_done`), so retries happen at one level:
 4. prediction rows of the applied events to ClickHouse ``predictions`` (one per event, task and model kind,
    scored right after the event is applied);
 5. the online learner's labels and snapshots (one Redis transaction, :mod:`streams.online`);
-6. users' states to Redis, each with its new per-partition offsets in the same value, and their latest scores;
+6. users' states to Redis with their per-partition offsets and latest scores (not of partitions revoked since 1.);
 7. each user's next time to be scored by time and each partition's event-time clock (:mod:`streams.rescore`).
 Redis goes last: once it holds the offsets, a redelivered record is skipped, so everything it produces
 elsewhere must already be written. The caller acks the batch's records only after ``process`` returns.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -159,6 +159,7 @@ class FeatureProcessor:
         guard: RecoveryGuard | None = None,
         schedule: Schedule | None = None,
         dead_letters: Sink | None = None,
+        owned: Callable[[Source], bool] = lambda _source: True,
     ) -> None:
         from core.contracts import KINDS
 
@@ -166,7 +167,7 @@ class FeatureProcessor:
         self.topic_index = {t: i for i, t in enumerate(topics)}
         self.store, self.bronze, self.dlq = store, bronze, dlq
         self.scorer, self.predictions, self.guard, self.schedule = scorer, predictions, guard, schedule
-        self.dead_letters = dead_letters  # ClickHouse `dead_letters`, for the dashboard and BI (the DLQ topic rules)
+        self.dead_letters, self.owned = dead_letters, owned  # `dead_letters`: for the dashboard (the DLQ topic rules)
 
     def forget(self, sources: Sequence[Source]) -> None:
         """These partitions were revoked: their dead letters and recovery marks belong to the new owner."""
@@ -260,19 +261,20 @@ class FeatureProcessor:
         learner = self.scorer.learner if self.scorer else None
         if learner is not None and scored is not None:  # labels before states: see streams/online.py
             await effect("redis", learner.on_batch, result.applied, scored.rows, scored.scores)
-        conflicts = await effect(
-            "redis",
-            self.store.write_many,
-            {u: encode_state(states[u]) for u in changed},
-            scored.cache if scored else None,
-            {u: blobs_by_user[u] for u in changed},
-        )
+        # partitions revoked since the dead letters (streams/ownership.py): no state, so their next owner redoes them
+        gone = {p for t, p in upto if not self.owned((t, p))}
+        changed = {u for u in changed if partition_of[u] not in gone}
+        cache = {u: c for u, c in scored.cache.items() if u in changed} if scored else None
+        states_out, previous = {u: encode_state(states[u]) for u in changed}, {u: blobs_by_user[u] for u in changed}
+        conflicts = await effect("redis", self.store.write_many, states_out, cache, previous)
         if conflicts:  # another worker wrote these users since we read them (a rebalance): redo the batch
             raise Conflict(f"{len(conflicts)} users' state changed since it was read, e.g. {sorted(conflicts)[:3]}")
         if self.schedule is not None:  # after the states: the rescorer must not see time the states have not
             by_partition: dict[int, dict[str, UserState]] = {}
             for u, state in states.items():
-                by_partition.setdefault(partition_of[u], {})[u] = state
+                if partition_of[u] not in gone:
+                    by_partition.setdefault(partition_of[u], {})[u] = state
+            clocks = {p: ms for p, ms in clocks.items() if p not in gone}
             await effect("redis", self.schedule.record, by_partition, clocks)
         await effect("redis", self.dlq.commit, upto)
         if scored is not None and scored.cache:

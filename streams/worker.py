@@ -12,14 +12,13 @@ The flow of a record, method by method:
 
 Between batches, and on a timer when none arrives, users due by time are rescored (:meth:`Worker.catch_up`,
 :meth:`Worker.rescore_tick`, :mod:`streams.rescore`) within a time budget (:mod:`streams.budget`). A batch is cut
-where a partition's event time moves on by a day, so that a backlog catches up on its day ends as it goes (the states
-answer exactly only for recent day ends).
+where a partition's event time moves on by a day: a backlog catches up on its day ends as it goes.
 
-Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag
-(:meth:`Worker.report_lag`) and resolve the online learner's delayed labels (:meth:`Worker.resolve_labels`).
+Timers release held records when no batch arrives (:meth:`Worker.release_held`), export the consumer lag and resolve
+the online learner's delayed labels (:meth:`Worker.resolve_labels`).
 A rebalance drops held records of revoked partitions and any fetched before it (:meth:`Worker.on_revoked`,
-:meth:`Worker.stale`): they are fetched again, after the dead letters under way are delivered (as before the
-worker leaves the group: :meth:`Worker.on_stopping`).
+:meth:`Worker.stale`); a batch under way sends, marks and acks nothing more for them (:mod:`streams.ownership`). They
+are fetched again after the dead letters under way are delivered (also before leaving: :meth:`Worker.on_stopping`).
 """
 
 from __future__ import annotations
@@ -27,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import faust
-from faust.types import TP, Message
+from faust.types import Message
 
 from churnstream.settings import Settings
-from core.contracts import Event, Rejection
+from core.contracts import Event
 from core.keys import CLICKHOUSE_LEDGER
 from features.store import RedisStateStore
 from models.champions import Champions
@@ -41,13 +40,14 @@ from streams.aligner import EventTimeAligner
 from streams.budget import RescoreBudget
 from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
-from streams.labels import METRIC_COLUMNS
+from streams.labels import METRIC_COLUMNS, RESOLVED_COLUMNS
 from streams.ledger import RedisLedger
 from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
 from streams.monitor import LeanMonitor
 from streams.online import OnlineLearner
+from streams.ownership import Ownership
 from streams.processor import BRONZE_COLUMNS, DEAD_LETTER_COLUMNS, FeatureProcessor
-from streams.records import RawRecord, to_record
+from streams.records import Held, to_record
 from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
 from streams.retry import effect, until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
@@ -56,14 +56,6 @@ from streams.transport import Consumer as TransportConsumer
 from streams.written import RecoveryGuard, clickhouse_lookup
 
 log = logging.getLogger(__name__)
-
-
-class Held(NamedTuple):
-    """A record the aligner holds: the faust message (to ack), its raw record and its decoded event."""
-
-    message: Message
-    record: RawRecord
-    event: Event | Rejection
 
 
 class Worker:
@@ -81,6 +73,7 @@ class Worker:
         self.lock = asyncio.Lock()  # one batch (or label resolution) at a time
         self.running = False  # the agent runs: the timers may release held records
         self.generation = -1  # the consumer generation of the records held: older ones are dropped when it changes
+        self.owns = Ownership(app.consumer.assignment, lambda: app.consumer_generation_id, lambda: self.generation)
         self.store = store = RedisStateStore.from_url(settings.redis_url)
         self.champions = Champions(settings.registry_dir(), interval_s=settings.model_reload_s)
         self.champions.refresh(force=True)
@@ -109,13 +102,14 @@ class Worker:
                 self.send_dead_letter,
                 RedisLedger(store.redis),
                 kafka_scan(settings.kafka_bootstrap, settings.topic_dlq),
-                owned=lambda source: TP(*source) in app.consumer.assignment(),
+                owned=self.owns,
             ),
             scorer=self.scorer,
             predictions=predictions,
             guard=RecoveryGuard(RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(bronze, predictions)),
             schedule=self.rescorer,
             dead_letters=ClickHouseSink(settings.clickhouse_dsn, "dead_letters", DEAD_LETTER_COLUMNS),
+            owned=self.owns,
         )
         self.metrics_at = self.checkpoint_at = 0.0
 
@@ -155,6 +149,7 @@ class Worker:
                 settings.checkpoint_secret(),
                 partitions=range(settings.partitions),
                 metrics=self.metrics_sink,
+                resolved=ClickHouseSink(settings.clickhouse_dsn, "resolved_scores", RESOLVED_COLUMNS),
                 lateness_ms=int(settings.label_lateness_s * 1000),
             )
             self.scorer.learner = self.learner
@@ -184,20 +179,18 @@ class Worker:
                 await until_done(self.processor.process_decoded, segment, log=log, level=logging.ERROR, multiplier=0.2)
                 self.budget.batch_ran()
                 await until_done(self.catch_up, partitions, log=log, level=logging.ERROR, multiplier=0.2)
-            consumer = self.app.consumer
+            consumer, mine = self.app.consumer, {tp for tp in {h.message.tp for h in ready} if self.owns(tp)}
             for held in ready:  # per partition in offset order: faust commits the contiguous acked offsets
-                held.message.ack(consumer)
+                if held.message.tp in mine:  # a partition revoked meanwhile is fetched again by its next owner
+                    held.message.ack(consumer)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
         return await self.dlq_topic.send(key=key, value=value, headers=headers)
 
     # ---- partitions -----------------------------------------------------------------------------------------------
     def stale(self, held: Held) -> bool:
-        """Fetched before the latest rebalance: the consumer fetches it again from the committed offset.
-
-        Processing the old copy could apply a later offset of a partition before an earlier one, and the per-user
-        offset guard would then take the earlier record for a replay and skip it.
-        """
+        """Fetched before the latest rebalance, so fetched again from the committed offset: processing the old copy
+        could apply a later offset before an earlier one, which the per-user offset guard would skip as a replay."""
         return bool(held.message.generation_id != self.app.consumer_generation_id)
 
     def assigned(self) -> set[Any]:
@@ -224,6 +217,7 @@ class Worker:
 
     async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
+        self.owns.revoke(revoked)  # first: a batch under way sends and marks nothing more for these partitions
         dropped = self.aligner.drop(revoked)
         await self.processor.dlq.settle(timeout=10.0)  # letters under way reach the DLQ before the next owner scans
         self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
@@ -232,21 +226,30 @@ class Worker:
             log.info("dropped %d held records of revoked partitions (they are fetched again)", dropped)
 
     async def on_stopping(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Before the consumer leaves the group (no revoke): dead letters under way land, no more are sent."""
+        """Before the consumer leaves the group (no revoke): dead letters under way land, no more are sent; the online
+        models are checkpointed with their resolved scores (if that fails, the next start learns the logs again)."""
+        self.owns.close()  # first: a batch under way acks nothing more (its dead letters are skipped from now on)
         await self.processor.dlq.close(timeout=10.0)
+        try:
+            await asyncio.wait_for(self.checkpoint(), timeout=15.0)  # a batch under way first, unless it is stuck
+        except Exception:
+            log.exception("the online checkpoint at shutdown failed")
+
+    async def checkpoint(self) -> None:
+        async with self.lock:
+            if self.learner is not None:
+                await self.learner.checkpoint()
 
     # ---- time ---------------------------------------------------------------------------------------------------
     async def catch_up(self, partitions: set[int]) -> None:
         """After a batch: drain partitions behind their event time (a backlog), else one step if the budget allows."""
         stepped = False
-        oldest_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
-        for p, oldest in oldest_of.items():
-            while (
-                oldest is not None and oldest <= self.rescorer.watermark(p) and self.rescorer.must_catch_up(p, oldest)
-            ):
+        dues_of = await effect("redis", self.rescorer.oldest_dues, sorted(partitions))  # one round trip per batch
+        for p, due in dues_of.items():
+            while due is not None and due <= self.rescorer.watermark(p) and self.rescorer.must_catch_up(p, due):
                 await self.budget.charge(self.rescorer.step(p))  # not gated, but the gated steps wait for it
-                oldest = await effect("redis", self.rescorer.oldest_due, p)
-            if not stepped and oldest is not None and oldest <= self.rescorer.watermark(p) and self.budget.allows():
+                due = await effect("redis", self.rescorer.oldest_due, p)
+            if not stepped and due is not None and due <= self.rescorer.watermark(p) and self.budget.allows():
                 stepped = bool(await self.budget.charge(self.rescorer.step(p)))
 
     async def rescore_tick(self) -> None:
@@ -277,13 +280,11 @@ class Worker:
 
     async def report_lag(self) -> None:
         """Consumer lag: records not yet fetched from the assigned partitions plus records held for ordering."""
-        behind = sum(self.unfetched(tp) or 0 for tp in self.assigned())
-        CONSUMER_LAG.set(behind + self.aligner.size)
+        CONSUMER_LAG.set(sum(self.unfetched(tp) or 0 for tp in self.assigned()) + self.aligner.size)
 
     async def resolve_labels(self) -> None:
         """Resolve labels whose horizon passed; write live metrics; checkpoint. A failure is retried next tick."""
-        learner = self.learner
-        if learner is None or self.lock.locked():  # a batch is running (or being redone): next tick
+        if (learner := self.learner) is None or self.lock.locked():  # a batch is running (or being redone): next tick
             return
         now = asyncio.get_running_loop().time()
         async with self.lock:

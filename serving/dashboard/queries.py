@@ -26,30 +26,14 @@ SELECT user_id, score, event_ts FROM scores_now FINAL
 WHERE task = 'churn' AND model_kind = 'pretrained' AND event_ts > {_LATEST} - INTERVAL 60 DAY
 """
 
-# the label of a score, from the events after it (core.tasks): churn = no event in (as_of, as_of + 60 days];
-# purchase = a purchase in (as_of, as_of + 30 days]; the scores resolved in the last 7 days (their
-# horizon has passed the latest event time), so the panels show the models' recent quality
-_RESOLVED = {
-    "churn": """
-SELECT p.score AS score, if(isNull(e.ts) OR e.ts > p.as_of + INTERVAL 60 DAY, 1, 0) AS label
-FROM (SELECT user_id, as_of, score FROM predictions
-      WHERE task = 'churn' AND model_kind = 'pretrained'
-        AND as_of + INTERVAL 60 DAY <= (SELECT max(ts) FROM events)
-        AND as_of + INTERVAL 67 DAY > (SELECT max(ts) FROM events)) AS p
-ASOF LEFT JOIN (SELECT user_id, ts FROM events WHERE ts > (SELECT max(ts) FROM events) - INTERVAL 67 DAY) AS e
-    ON p.user_id = e.user_id AND e.ts > p.as_of""",
-    "purchase": """
-SELECT p.score AS score, if(NOT isNull(e.ts) AND e.ts <= p.as_of + INTERVAL 30 DAY, 1, 0) AS label
-FROM (SELECT user_id, as_of, score FROM predictions
-      WHERE task = 'purchase' AND model_kind = 'pretrained'
-        AND as_of + INTERVAL 30 DAY <= (SELECT max(ts) FROM events)
-        AND as_of + INTERVAL 37 DAY > (SELECT max(ts) FROM events)) AS p
-ASOF LEFT JOIN (SELECT user_id, ts FROM events
-                WHERE event_type = 'purchase' AND ts > (SELECT max(ts) FROM events) - INTERVAL 37 DAY) AS e
-    ON p.user_id = e.user_id AND e.ts > p.as_of""",
-}
-
-
+# the scores the stream resolved (table resolved_scores, written by the online learner: core.tasks defines the labels)
+# whose horizon ended in the 7 days before the learner's watermark: all of them are resolved, either way, so the
+# panels show the champion's recent quality without the bias of the labels an event settles early
+_RESOLVED = """
+SELECT score, label FROM resolved_scores FINAL
+WHERE task = '{task}' AND model_kind = 'pretrained'
+  AND horizon_end <= (SELECT max(resolved_at) FROM resolved_scores)
+  AND horizon_end > (SELECT max(resolved_at) FROM resolved_scores) - INTERVAL 7 DAY"""
 _LIFT = """
 SELECT decile, count() AS rows, sum(label) AS positives, round(avg(score), 4) AS mean_score FROM (
     SELECT score, label, ntile(10) OVER (ORDER BY score DESC) AS decile FROM ({resolved}))
@@ -61,8 +45,8 @@ FROM ({resolved}) GROUP BY bin ORDER BY bin"""
 
 
 def _resolved(task: str, outer: str) -> str:
-    """``outer`` around the task's resolved scores; an unmatched join gives NULL (no later event), not 1970."""
-    return outer.format(resolved=_RESOLVED[task]) + "\nSETTINGS join_use_nulls = 1"
+    """``outer`` around the task's resolved scores."""
+    return outer.format(resolved=_RESOLVED.format(task=task))
 
 
 QUERIES: dict[str, str] = {
@@ -92,11 +76,9 @@ FROM (
     GROUP BY user_id, day)
 GROUP BY day ORDER BY day""",
     "revenue_at_risk": f"""
-SELECT round(sum(paid), 2) AS revenue, uniqExact(buyer) AS buyers FROM (
-    SELECT event_id, any(user_id) AS buyer, any(amount) AS paid FROM events
-    WHERE event_type = 'purchase' AND ts > (SELECT max(ts) FROM events) - INTERVAL 60 DAY
-      AND user_id IN (SELECT user_id FROM ({_CHURN_NOW}) WHERE score >= {{high:Float64}})
-    GROUP BY event_id)""",
+SELECT round(sum(amount), 2) AS revenue, uniqExact(user_id) AS buyers FROM purchases FINAL
+WHERE ts > (SELECT max(ts) FROM events) - INTERVAL 60 DAY
+  AND user_id IN (SELECT user_id FROM ({_CHURN_NOW}) WHERE score >= {{high:Float64}})""",
     "expected_purchases": f"""
 SELECT round(sum(score), 2) AS expected, count() AS users FROM scores_now FINAL
 WHERE task = 'purchase' AND model_kind = 'pretrained' AND event_ts > {_LATEST} - INTERVAL 60 DAY""",

@@ -360,4 +360,5 @@ def assert_exact_end_state(
     coordinates = Counter((h["source_topic"], h["source_partition"], h["source_offset"]) for h in dead)
     twice = {c: n for c, n in coordinates.items() if n > 1}
     assert not twice, f"{len(twice)} dead letters more than once, e.g. {list(twice.items())[:3]}"
-    assert Counter(h["reason"] for h in dead) == wl.dead_letters(in_order)
+    got, want = Counter(h["reason"] for h in dead), wl.dead_letters(in_order)
+    assert got == want, f"dead letters by reason: {dict(got)}, expected {dict(want)}"

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -26,6 +27,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from core.days import DAY_MS
+from core.keys import log_key
 from features.compute import FEATURE_NAMES
 from infra import clickhouse_db
 from infra import stack as infra_stack
@@ -57,6 +59,7 @@ class Dash:
 
     def start(self) -> None:
         env = {"CHURNSTREAM_API_PORT": str(self.port), "CHURNSTREAM_DASHBOARD_REFRESH_S": "1"}
+        env["CHURNSTREAM_ONLINE_CHECKPOINT_S"] = "1"  # resolved scores reach ClickHouse with each checkpoint
         self.proc = self.stack.spawn_worker("dashboard", command="run", **env)
         self.proc.wait_http(f"http://127.0.0.1:{self.port}/healthz", 90, self.stack.settings.home / "logs")
 
@@ -84,9 +87,29 @@ def dash(module_stack: StackHandle) -> Iterator[Dash]:
     handle.start()
     try:
         own.wait_consumed(worker=handle.proc)
+        labels_written(own)
         yield handle
     finally:
         handle.proc.stop()
+
+
+def labels_written(stack: StackHandle, quiet_s: float = 3.0) -> None:
+    """Wait until the label logs stay empty for ``quiet_s``: every label resolved so far, by the stream's events or by
+    the watermark's expiry ticks, is in a checkpoint, and so its scores are in ``resolved_scores``."""
+    r = redis.Redis.from_url(stack.settings.redis_url)
+    deadline, empty_since = time.monotonic() + 120, None
+    try:
+        while time.monotonic() < deadline:
+            if sum(int(r.xlen(log_key(p))) for p in range(stack.settings.partitions)):  # type: ignore[arg-type]
+                empty_since = None
+            elif empty_since is None:
+                empty_since = time.monotonic()
+            elif time.monotonic() - empty_since >= quiet_s:
+                return
+            time.sleep(0.2)
+        raise AssertionError("the online checkpoints did not take in the resolved labels")
+    finally:
+        r.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.dlq import KafkaDeadLetters
 from streams.ledger import MemoryLedger, Source
+from streams.ownership import Ownership
 from streams.records import RawRecord
 
 
@@ -241,3 +242,68 @@ def test_a_stopping_worker_lands_its_letters_under_way_and_sends_none_after() ->
     delivered, marks = asyncio.run(run())
     assert delivered == [("page_views", 0, 5), ("page_views", 0, 6)]
     assert marks == {}
+
+
+def test_a_batch_under_way_during_a_rebalance_sends_nothing_for_its_revoked_partitions() -> None:
+    """aiokafka lists the old assignment from the revocation until the new one arrives, and the old owner's batch
+    keeps running meanwhile. Read from the assignment alone, ownership let that batch scan the DLQ, then send a letter
+    the next owner had sent after its own scan (fresh-clone CI on ff46e93: 4 letters twice in
+    ``test_a_second_worker_joins_and_leaves``)."""
+    topic, ledger = Topic(), MemoryLedger()
+    assignment, generation = {("page_views", 0)}, [5]
+    owns = Ownership(lambda: assignment, lambda: generation[0], lambda: 5)
+    new_owner_sent = asyncio.Event()
+
+    async def old_scan(since_ms: int, sources: set[Source]) -> dict[Source, set[int]]:
+        found = await topic.scan(since_ms, sources)  # read before the new owner sends ...
+        await new_owner_sent.wait()  # ... and answered after (the scan runs in a thread, for a second or so)
+        return found
+
+    async def go() -> None:
+        old = KafkaDeadLetters(topic.send, ledger, old_scan, owned=owns)
+        owns.revoke([("page_views", 0)])  # the rebalance starts; the consumer still lists the partition
+        await old.settle(timeout=5.0)
+        old.forget([("page_views", 0)])
+        batch(old, [5])  # the old owner's batch, under way, reaches its dead letters
+        flushing = asyncio.ensure_future(old.flush())
+        await asyncio.sleep(0)
+        new = KafkaDeadLetters(topic.send, ledger, topic.scan)  # the new owner gets the partition and scans
+        batch(new, [5])
+        await new.flush()
+        new_owner_sent.set()
+        await flushing
+        await old.commit({("page_views", 0): 5})
+        await new.commit({("page_views", 0): 5})
+
+    run(go())
+    assert topic.delivered == [("page_views", 0, 5)]
+
+
+def test_a_batch_that_skipped_a_revoked_partitions_letters_does_not_mark_them_when_the_partition_comes_back() -> None:
+    """The partition is revoked while the batch runs, so its letter is skipped; the new assignment gives it back to
+    the same worker before the batch commits. Ownership read afresh then moved the mark past the skipped letter,
+    and the records, fetched again, found it below the mark: the letter was lost (a run of the rebalance test
+    with only the revocation half of the fix: fewer dead letters than malformed records)."""
+    topic, ledger = Topic(), MemoryLedger()
+    assignment, generation, held = {("page_views", 0)}, [5], [5]
+    owns = Ownership(lambda: assignment, lambda: generation[0], lambda: held[0])
+
+    async def go() -> None:
+        sink = KafkaDeadLetters(topic.send, ledger, topic.scan, owned=owns)
+        batch(sink, [3])
+        await sink.flush()
+        await sink.commit({("page_views", 0): 3})  # mark: 3
+        batch(sink, [5])  # a batch of generation 5 records is under way
+        owns.revoke([("page_views", 0)])  # the rebalance starts
+        await sink.settle(timeout=5.0)
+        sink.forget([("page_views", 0)])
+        await sink.flush()  # revoked: the letter is left to the next owner
+        generation[0] = 6  # the new assignment gives the partition back to this worker
+        await sink.commit({("page_views", 0): 6})  # the old batch ends
+        held[0] = 6  # the records are fetched again, from the committed offset, in generation 6
+        batch(sink, [5])
+        await sink.flush()
+        await sink.commit({("page_views", 0): 6})
+
+    run(go())
+    assert topic.delivered == [("page_views", 0, 3), ("page_views", 0, 5)]

@@ -64,6 +64,8 @@ def workload(seed: int, users: int = 40, days: int = 220) -> list[list[Event]]:
 class Outcome:
     learned: dict[str, int]  # task -> labels learned, from the checkpoint
     digest: dict[str, int]  # task -> digest of the labels learned, from the checkpoint
+    resolved: set[tuple[Any, ...]]  # `resolved_scores` rows written (ClickHouse keeps one per key: FINAL)
+    resolved_raw: int  # how many were written, duplicates included (a crash after a write, before the checkpoint)
 
 
 async def until_ok(fn: Any, *args: Any) -> Any:
@@ -87,9 +89,12 @@ async def drive(
     batch ``i`` in ``crashes`` the learner dies; after one in ``torn_checkpoints`` it dies between writing a
     checkpoint and trimming the logs. Ends with a last expiry and checkpoint, as a running worker would."""
     client = aioredis.Redis.from_url(url)
+    resolved = ListSink()  # ClickHouse: it outlives every crash
 
     async def start() -> OnlineLearner:
-        return await learner_class.restore(client, "logreg", KEY, partitions=PARTITIONS, metrics=ListSink())
+        return await learner_class.restore(
+            client, "logreg", KEY, partitions=PARTITIONS, metrics=ListSink(), resolved=resolved
+        )
 
     learner = await start()
     last: dict[str, int] = {}
@@ -115,7 +120,10 @@ async def drive(
     await client.aclose()
     sync = redis.Redis.from_url(url)
     models = {t: OnlineModel.loads(cast(bytes, sync.get(checkpoint_key(t, "logreg"))), KEY) for t in TASKS}
-    return Outcome({t: m.learned for t, m in models.items()}, {t: m.digest for t, m in models.items()})
+    rows = {tuple(row[:-1]) for row in resolved.rows}  # not resolved_at: the watermark when it was learned
+    return Outcome(
+        {t: m.learned for t, m in models.items()}, {t: m.digest for t, m in models.items()}, rows, len(resolved.rows)
+    )
 
 
 def accounting(r: redis.Redis) -> dict[str, dict[str, int]]:
@@ -145,6 +153,9 @@ def test_without_crashes_every_resolved_label_is_learned_once_and_accounted_for(
         assert got.learned[task] == books[task]["resolved"] > 100, (task, got, books)
         assert got.digest[task] == books[task]["digest"] % DIGEST_MODULUS, task
         assert books[task]["taken"] == books[task]["resolved"] + books[task]["pending"], (task, books)
+        # one `resolved_scores` row per label and model kind (here `online` only), written once without crashes
+        assert sum(row[0] == task for row in got.resolved) == books[task]["resolved"], task
+    assert got.resolved_raw == len(got.resolved)
     assert all(r.xlen(log_key(p)) == 0 for p in PARTITIONS), "the last checkpoint includes every logged label"
 
 
@@ -158,7 +169,9 @@ def test_crashes_anywhere_lose_no_label_and_learn_none_twice(r: redis.Redis, red
     torn = set(rng.sample(range(len(batches)), 4))
     got = asyncio.run(drive(redis_url, batches, crashes, torn))
     books = accounting(r)
-    assert got == reference, (got, reference)
+    assert (got.learned, got.digest) == (reference.learned, reference.digest), (got, reference)
+    assert got.resolved == reference.resolved, "every label's `resolved_scores` row, whatever the crashes"
+    print(f"resolved_scores: {got.resolved_raw} rows written for {len(got.resolved)} labels")  # raw, reported
     for task in TASKS:
         assert got.learned[task] == books[task]["resolved"], task
         assert books[task]["taken"] == books[task]["resolved"] + books[task]["pending"], (task, books)

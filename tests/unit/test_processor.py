@@ -141,3 +141,38 @@ def test_every_dead_letter_also_gets_a_clickhouse_row_with_its_coordinates_and_r
     assert [reason for *_, reason in rows] == ["invalid_json", "too_late"]
     asyncio.run(processor.process(batch))  # the same batch again: the token makes ClickHouse drop the second write
     assert len(dead.rows) == 2
+
+
+def test_a_partition_revoked_while_its_batch_ran_gets_no_state_so_its_next_owner_dead_letters_too_late_again() -> None:
+    """The old owner's batch skips the dead letters of a partition revoked meanwhile (streams/ownership.py). Had it
+    written the users' states, with their offsets, the next owner would take the records for replays and the
+    ``too_late`` letter would be lost (the rebalance test: one ``too_late`` letter short)."""
+    base = 20_000 * DAY_MS
+
+    def pv(i: int, ts: int) -> bytes:
+        return orjson.dumps({"event_id": f"e{i}", "user_id": "u", "ts": ts, "page_type": "home"})
+
+    first = [RawRecord("page_views", 0, 0, None, b"u", pv(0, base))]
+    batch = [
+        RawRecord("page_views", 0, 1, None, b"u", pv(1, base)),
+        RawRecord("page_views", 0, 2, None, b"u", pv(2, base - 61 * DAY_MS)),
+    ]
+    store, owned = MemoryStateStore(), {"now": True}
+
+    class Revoking(ListDeadLetters):
+        async def flush(self) -> int:  # the rebalance starts while the batch sends its dead letters: it skips them
+            owned["now"] = False
+            self._buffer.clear()
+            return 0
+
+    old = FeatureProcessor(TOPICS, store, ListSink(), ListDeadLetters(), owned=lambda _s: owned["now"])
+    asyncio.run(old.process(first))
+    old.dlq = Revoking()
+    asyncio.run(old.process(batch))
+    assert decode_state(store.data["u"]).offsets == {0: 0}, "the revoked partition's states are left to its next owner"
+
+    new_dlq = ListDeadLetters()
+    new = FeatureProcessor(TOPICS, store, ListSink(), new_dlq)
+    asyncio.run(new.process(batch))  # fetched again from the committed offset
+    assert [(r.offset, reason) for r, reason, _ in new_dlq.sent] == [(2, "too_late")]
+    assert decode_state(store.data["u"]).offsets == {0: 2}
