@@ -20,8 +20,9 @@ import numpy as np
 import orjson
 
 from core.tasks import TASKS
+from features.compute import FEATURE_NAMES
 from features.offline import Accepted
-from models import cutoffs, dataset
+from models import cutoffs, dataset, drift
 from models.evaluate import bootstrap
 from models.metrics import quality
 from models.pretrained import MODEL_NAMES, create
@@ -87,6 +88,7 @@ def train_task(
         report["oracle"] = quality(test.y, test_scores["oracle"])
     refs: dict[str, ModelRef] = {}
     fitted: dict[str, ScoringModel] = {}
+    features_profile = drift.profile(ts.train.X, FEATURE_NAMES)  # the training population, for live PSI
     for name in models:
         progress(f"{task}: training {name} on {len(ts.train.y):,} rows")
         t = time.perf_counter()
@@ -106,6 +108,7 @@ def train_task(
                 "training_window": ts.window,
                 "data_fingerprint": ts.fingerprint,
                 "train_rows": len(ts.train.y),
+                "drift": drift.with_scores(features_profile, model.predict_proba_many(ts.train.X)).to_json(),
             },
         )
         metrics["size_bytes"] = registry.meta(ref)["size_bytes"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 
+from features.compute import FEATURE_NAMES
+from models import drift
 from models.registry import Registry
 from models.train import train_all
 from simulation import generator
@@ -26,6 +28,11 @@ def test_train_all_on_a_simulation_trains_both_tasks_and_validates_the_online_mo
         expected = {"logreg", "oracle", "days since last event"} | ({"BG/NBD"} if task == "purchase" else set())
         assert cal["cutoffs"] and all(set(c["roc_auc"]) == expected for c in cal["cutoffs"])
         assert set(cal["mean"]) >= expected | {"oracle - logreg", "logreg - days since last event"}
+        # the training population's bins, for live PSI (models/drift.py): every feature, and the scores
+        prof = drift.Profile.from_json(registry.meta(registry.champion(task))["drift"])  # type: ignore[arg-type]
+        assert tuple(prof.features) == FEATURE_NAMES and prof.score is not None
+        assert all(abs(sum(b.share) - 1) < 1e-4 for b in (*prof.features.values(), prof.score))
+        assert max(len(b.edges) for b in prof.features.values()) == 9  # a continuous feature gets its deciles
     assert "200 users over 130 days (seed 0)" in run.source
     assert run.progressive is not None and set(run.progressive) == {"churn", "purchase"}
     for quality in run.progressive.values():
