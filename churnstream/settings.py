@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Users, and at most about as many day-end rows, rescored by time per step between event batches",
     )
+    drift_sample: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of users (a stable hash of the id) whose day-end feature vectors go to ClickHouse "
+        "`daily_features`, the live population that drift (PSI) compares with the training rows",
+    )
     rescore_share: float = Field(
         0.5,
         gt=0,

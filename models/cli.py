@@ -122,3 +122,48 @@ def models_promote(task: str, model: str, version: str = typer.Option("", help="
         console.print(f"[red]refused:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"champion of {task} is now {ref}")
+
+
+@models_app.command("drift")
+def models_drift(
+    day: str = typer.Option("", help="The day to check, YYYY-MM-DD (default: the latest day of the live sample)"),
+    top: int = typer.Option(10, help="Features shown per task, by PSI (all of them past the warn level)"),
+    warn: float = typer.Option(0.1, help="PSI from which a shift is worth a look"),
+    alert: float = typer.Option(0.25, help="PSI from which a population has shifted"),
+) -> None:
+    """PSI of a day's live population (the worker's `daily_features` sample and the champion's time-row scores)
+    against each champion's training rows. With embedded ClickHouse, run it while no worker holds the data path."""
+    import datetime as dt
+
+    from core.tasks import TASKS
+    from infra import clickhouse_db
+    from models import drift, population
+
+    registry, settings = _registry(), get_settings()
+    client = clickhouse_db.connect(settings.clickhouse_dsn)
+    try:
+        when = dt.date.fromisoformat(day) if day else population.latest_day(client)
+        if when is None:
+            console.print("no live population yet: the worker samples users at the day ends it rescores them")
+            raise typer.Exit(1)
+        for task in TASKS:
+            ref = registry.champion(task)
+            profile = registry.meta(ref).get("drift") if ref else None
+            if ref is None or profile is None:
+                console.print(f"{task}: no champion with a training profile (one trained before drift: train again)")
+                continue
+            rows = population.report(
+                client, when, drift.Profile.from_json(profile), task, ref.model, ref.version, (warn, alert)
+            )
+            score, features = rows[0], sorted(rows[1:], key=lambda d: d.psi, reverse=True)
+            shown = [d for i, d in enumerate(features) if i < top or d.level in ("warn", "alert")]
+            table = Table(title=f"{task}: {ref} on {when} ({score.rows:,} scores, {features[0].rows:,} sampled users)")
+            for col in ("statistic", "PSI", "level"):
+                table.add_column(col)
+            for d in [score, *shown]:
+                colour = {"alert": "red", "warn": "yellow"}.get(d.level, "")
+                level = f"[{colour}]{d.level}[/]" if colour else d.level
+                table.add_row(d.feature or "score", f"{d.psi:.4f}", level)
+            console.print(table)
+    finally:
+        client.close()

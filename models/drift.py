@@ -28,12 +28,14 @@ True
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+POPULATION_COLUMNS = ("user_id", "as_of", "x")  # ClickHouse `daily_features` (its `day` is computed)
 FLOOR = 1e-4  # the smallest share a bin counts with (an empty live or training bin)
 WARN, ALERT = 0.1, 0.25
 SCORE_EDGES = tuple(round(0.1 * i, 1) for i in range(1, 10))  # scores: tenths, the same for every model
@@ -82,6 +84,15 @@ def _bins(data: dict[str, Any]) -> Bins:
 def _shares(counts: np.ndarray) -> tuple[float, ...]:
     total = max(int(counts.sum()), 1)
     return tuple(round(float(c) / total, 6) for c in counts)
+
+
+def in_sample(user_id: str, share: float) -> bool:
+    """Whether the user belongs to the live population sample of ``share`` (stable across processes and runs).
+
+    >>> sum(in_sample(f"u{i}", 0.1) for i in range(10_000))
+    995
+    """
+    return zlib.crc32(user_id.encode()) % 10_000 < share * 10_000
 
 
 def feature_bins(values: np.ndarray, bins: int = 10) -> Bins:

@@ -88,7 +88,10 @@ def train_task(
         report["oracle"] = quality(test.y, test_scores["oracle"])
     refs: dict[str, ModelRef] = {}
     fitted: dict[str, ScoringModel] = {}
-    features_profile = drift.profile(ts.train.X, FEATURE_NAMES)  # the training population, for live PSI
+    # the training population for live PSI: the day-end grid rows, like the live sample (event rows differ: their
+    # days since the last event is always 0)
+    grid = ts.train.only("time") if any(t == "time" for t in ts.train.trigger) else ts.train
+    features_profile = drift.profile(grid.X, FEATURE_NAMES)
     for name in models:
         progress(f"{task}: training {name} on {len(ts.train.y):,} rows")
         t = time.perf_counter()
@@ -108,7 +111,7 @@ def train_task(
                 "training_window": ts.window,
                 "data_fingerprint": ts.fingerprint,
                 "train_rows": len(ts.train.y),
-                "drift": drift.with_scores(features_profile, model.predict_proba_many(ts.train.X)).to_json(),
+                "drift": drift.with_scores(features_profile, model.predict_proba_many(grid.X)).to_json(),
             },
         )
         metrics["size_bytes"] = registry.meta(ref)["size_bytes"]

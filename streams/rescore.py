@@ -26,13 +26,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from churnstream.settings import Settings
 from core.contracts import Event, Rejection
 from core.days import DAY_MS
 from core.keys import WATERMARKS, due_key, rescoring_key
 from features.compute import as_of_view, vector
 from features.schedule import due, next_due
 from features.state import EXACT_DAYS, UserState, decode_state, encode_state
-from features.store import StateStore
+from features.store import RedisStateStore, StateStore
+from models.drift import POPULATION_COLUMNS, in_sample
 from streams.metrics import RESCORE_WATERMARK, RESCORED
 from streams.records import RawRecord
 from streams.retry import Conflict, effect
@@ -105,10 +107,32 @@ class Rescorer:
         lateness_ms: int = DAY_MS,
         batch: int = 5000,
         wall_clock: bool = False,
+        population: Sink | None = None,
+        sample: float = 0.0,
     ) -> None:
         self.redis, self.store, self.scorer, self.predictions, self.lookup = redis, store, scorer, predictions, lookup
+        self.population, self.sample = population, sample  # `daily_features`: the sampled users' rows, for drift
         self.every_ms, self.lateness_ms, self.batch, self.wall_clock = every_ms, lateness_ms, batch, wall_clock
         self.clocks: dict[int, int] = {}  # partition -> latest event time applied (restored from cs:wm)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: RedisStateStore, scorer: Scorer, predictions: ClickHouseSink
+    ) -> Rescorer:
+        """The worker's rescorer: its cadence, lateness, batch and clock, and the drift sample, from the settings."""
+        return cls(
+            store.redis,
+            store,
+            scorer,
+            predictions,
+            time_rows_lookup(predictions),
+            every_ms=settings.rescore_every_s * 1000,
+            lateness_ms=int(settings.label_lateness_s * 1000),
+            batch=settings.rescore_batch,
+            wall_clock=settings.clock == "wall",
+            population=ClickHouseSink(settings.clickhouse_dsn, "daily_features", POPULATION_COLUMNS),
+            sample=settings.drift_sample,
+        )
 
     # ---- clocks and the due index ---------------------------------------------------------------------------------
     async def restore(self, partitions: Iterable[int]) -> None:
@@ -210,6 +234,9 @@ class Rescorer:
             token = retry_token(rows_token(rows))  # a failed insert may have left the old token behind
         scored = self.scorer.score_times(rows, cache)
         await effect("redis", self.redis.sadd, rescoring_key(partition), *users)
+        if self.population is not None and (sampled := [r for r in rows if in_sample(r.user_id, self.sample)]):
+            rows_out = [(r.user_id, r.as_of_ms, r.x) for r in sampled]  # before the time rows: found with them
+            await effect("clickhouse", self.population.write, rows_out, token)
         await effect("clickhouse", self.predictions.write, scored.predictions, token)
         changed = {u: s for u, s in states.items() if s.events}
         conflicts = await effect(

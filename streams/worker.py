@@ -48,7 +48,7 @@ from streams.online import OnlineLearner
 from streams.ownership import Ownership
 from streams.processor import BRONZE_COLUMNS, DEAD_LETTER_COLUMNS, FeatureProcessor
 from streams.records import Held, to_record
-from streams.rescore import Rescorer, split_by_event_time, time_rows_lookup
+from streams.rescore import Rescorer, split_by_event_time
 from streams.retry import effect, until_done
 from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
@@ -82,17 +82,7 @@ class Worker:
         self.metrics_sink = ClickHouseSink(settings.clickhouse_dsn, "model_metrics", METRIC_COLUMNS)
         self.learner: OnlineLearner | None = None  # restored from Redis when the worker starts (async)
         self.scorer = Scorer(self.champions)
-        self.rescorer = Rescorer(
-            store.redis,
-            store,
-            self.scorer,
-            predictions,
-            time_rows_lookup(predictions),
-            every_ms=settings.rescore_every_s * 1000,
-            lateness_ms=int(settings.label_lateness_s * 1000),
-            batch=settings.rescore_batch,
-            wall_clock=settings.clock == "wall",
-        )
+        self.rescorer = Rescorer.from_settings(settings, store, self.scorer, predictions)
         self.budget = RescoreBudget(settings.rescore_share)  # optional steps wait while events flow
         self.processor = FeatureProcessor(
             settings.input_topics,
