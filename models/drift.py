@@ -36,6 +36,9 @@ from typing import Any
 import numpy as np
 
 POPULATION_COLUMNS = ("user_id", "as_of", "x")  # ClickHouse `daily_features` (its `day` is computed)
+# features that grow with the population's age (a maturing customer base shifts them with no change of behaviour):
+# their PSI is reported, level ``trend``, and never warns or alerts
+TRENDING = frozenset({"tenure_days", "lifetime_events", "lifetime_purchases", "lifetime_revenue"})
 FLOOR = 1e-4  # the smallest share a bin counts with (an empty live or training bin)
 WARN, ALERT = 0.1, 0.25
 SCORE_EDGES = tuple(round(0.1 * i, 1) for i in range(1, 10))  # scores: tenths, the same for every model

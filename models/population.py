@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.drift import ALERT, WARN, Profile, level, psi
+from models.drift import ALERT, TRENDING, WARN, Profile, level, psi
 
 FEATURE_COUNTS = """
 SELECT i, length(arrayFilter(e -> e <= x[i], {edges:Array(Array(Float64))}[i])) AS bin, count() AS n
@@ -76,7 +76,8 @@ def report(
     limits: tuple[float, float] = (WARN, ALERT),
 ) -> list[Drift]:
     """The score's PSI, then each feature's, for ``day`` against the profile of ``model``@``version`` (``limits``: the
-    warn and alert thresholds; a statistic with no rows that day is ``none``)."""
+    warn and alert thresholds; a statistic with no rows that day is ``none``, a feature of
+    :data:`~models.drift.TRENDING` is ``trend``)."""
     parts: list[tuple[str, tuple[float, ...], np.ndarray]] = []
     if prof.score is not None:
         parts.append(("", prof.score.share, score_counts(client, day, prof, task, model, version)))
@@ -84,7 +85,7 @@ def report(
     out = []
     for feature, share, counts in parts:
         value, rows = psi(share, counts), int(counts.sum())
-        status = level(value, *limits) if rows else "none"
+        status = "none" if not rows else "trend" if feature in TRENDING else level(value, *limits)
         out.append(Drift(day, task, model, version, feature, value, rows, status))
     return out
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from core.days import DAY_MS
 from simulation import latent
+from simulation.drift import NO_CHANGE, BehaviourChange
 from simulation.faults import MALFORMED_KINDS, TOPIC_OF, Record, arrivals, malformed_record, write_jsonl
 
 CATEGORIES = ("books", "electronics", "home", "fashion", "toys", "grocery", "beauty", "sports")
@@ -165,7 +166,7 @@ def _category(u: User, rng: np.random.Generator) -> str:
     return CATEGORIES[int(rng.integers(len(CATEGORIES)))]
 
 
-def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
+def _user_events(u: User, end_ms: int, rng: np.random.Generator, change: BehaviourChange | None = None) -> list[dict]:
     events: list[dict] = []
     seq = 0
 
@@ -177,9 +178,12 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
     days = np.arange(day0, max(day0, (end_ms - 1) // DAY_MS + 1))
     state = np.array([u.state_on(int(d)) for d in days], dtype=np.int8)
     active, dormant = session_rates(u, days)
+    change = change or NO_CHANGE  # a change of behaviour at a known day (simulation.drift)
+    active, dormant = active * change.session_factor(days), dormant * change.session_factor(days)
     counts = rng.poisson(np.where(state == latent.ACTIVE, active, np.where(state == latent.DORMANT, dormant, 0.0)))
     for day, count in zip(days[counts > 0].tolist(), counts[counts > 0].tolist(), strict=True):
         day_ms = day * DAY_MS
+        cart_rate, propensity = change.rates(u.cart_rate, u.purchase_propensity, day)
         for _ in range(count):
             t = day_ms + int(rng.integers(0, SESSION_SPAN_MS))
             if t < u.signup_ms or t >= end_ms:
@@ -200,7 +204,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                             "category": category,
                         }
                     )
-                    if rng.random() < u.cart_rate:
+                    if rng.random() < cart_rate:
                         price = round(float(rng.lognormal(3.0, 0.8)), 2)
                         seq += 1
                         t += int(rng.integers(*CART_GAP_MS))
@@ -237,7 +241,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
                         "price": price,
                     }
                 )
-            if cart and rng.random() < u.purchase_propensity:
+            if cart and rng.random() < propensity:
                 seq += 1
                 t += int(rng.integers(*PURCHASE_GAP_MS))
                 items = [{"product_id": p, "category": c, "quantity": 1, "price": pr} for p, c, pr in cart]
@@ -253,11 +257,14 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator) -> list[dict]:
     return [e for e in events if e["ts"] < end_ms]
 
 
-def simulate(users: list[User], days: int, seed: int = 0, start_ms: int = DEFAULT_START_MS) -> list[dict]:
-    """All users' events over ``days`` from ``start_ms``, in event-time order."""
+def simulate(
+    users: list[User], days: int, seed: int = 0, start_ms: int = DEFAULT_START_MS, change: BehaviourChange | None = None
+) -> list[dict]:
+    """All users' events over ``days`` from ``start_ms``, in event-time order (``change``: a change of behaviour at
+    a known day, :mod:`simulation.drift`)."""
     rng = np.random.default_rng(seed + 1)
     end_ms = start_ms + days * DAY_MS
-    events = [e for u in users for e in _user_events(u, end_ms, rng)]
+    events = [e for u in users for e in _user_events(u, end_ms, rng, change)]
     events.sort(key=lambda e: (e["ts"], e["event_id"]))
     return events
 
