@@ -5,7 +5,8 @@ A fresh embedded ClickHouse (its own chDB path, the product's migrations) is fil
 purchases), ``predictions`` (every user scored five times per task, four by the champion and once online, at
 random times; a third time-triggered), which the product's
 materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
-``resolved_scores`` (two resolved labels per user, task and model kind), ``model_metrics`` and ``dead_letters``.
+``resolved_scores`` (two resolved labels per user, task and model kind), ``daily_features`` (a 10 % sample at
+30 day ends), ``model_metrics`` and ``dead_letters``.
 Each query then runs ``repeats`` times after one warm-up run; every
 latency is recorded, first on the parts as inserted and again once merged, and the table reports the median and
 the slowest against the 200 ms target (issue 15).
@@ -31,7 +32,7 @@ from serving.dashboard.queries import QUERIES, run
 END_MS = 1_790_000_000_000 // DAY_MS * DAY_MS  # a day boundary (2026-09-21)
 TARGET_MS = 200.0
 MERGED = ("events", "predictions", "latest_scores", "scores_now", "user_scores_daily", "scored_users_daily",
-          "user_activity", "resolved_scores", "purchases")  # fmt: skip
+          "user_activity", "resolved_scores", "purchases", "daily_features")  # fmt: skip
 CHUNK = 1_000_000
 PARAMS: dict[str, Any] = {
     "low": 0.3,
@@ -44,6 +45,7 @@ PARAMS: dict[str, Any] = {
     "limit": 50,
     "offset": 0,
     "user_id": "u123456",
+    "edges": [[10.0 * k for k in range(1, 10)]] * 57,  # a profile's deciles: nine edges for each of 57 features
 }
 
 EVENTS = """
@@ -74,6 +76,12 @@ SELECT if(number % 2 = 0, 'churn', 'purchase') AS task, if(intDiv(number, 2) % 5
        a + toIntervalDay(if(task = 'churn', 60, 30)), (cityHash64(number, 4) % 1000000) / 1e6 AS s,
        toUInt8(cityHash64(number, 5) % 1000000 < s * 1e6), fromUnixTimestamp64Milli(toInt64({end} - 86400000))
 FROM numbers({start}, {count})"""
+DAILY_FEATURES = """
+INSERT INTO daily_features (user_id, as_of, x)
+SELECT concat('u', toString(number % {sampled})),
+       fromUnixTimestamp64Milli(toInt64({end} - intDiv(number, {sampled}) * 86400000 - 1)),
+       arrayMap(j -> toFloat64(cityHash64(number, j) % 100), range(57))
+FROM numbers({start}, {count})"""
 METRICS = """
 INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc, log_loss, positive_rate)
 SELECT fromUnixTimestamp64Milli(toInt64({end} - (2000 - number) * 60000)), ['churn', 'purchase'][number % 2 + 1],
@@ -97,6 +105,13 @@ def fill(client: Any, console: Console, users: int, events: int, predictions: in
                 count = min(CHUNK, total - start)
                 client.command(sql.format(users=users, end=END_MS, span=span, start=start, count=count))
                 bar.advance(task, count)
+    sampled, total = users // 10, users // 10 * 30  # the drift sample (10 %) at 30 day ends
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("filling daily_features", total=total)
+        for start in range(0, total, CHUNK):
+            count = min(CHUNK, total - start)
+            client.command(DAILY_FEATURES.format(sampled=sampled, end=END_MS, start=start, count=count))
+            bar.advance(task, count)
     client.command(METRICS.format(end=END_MS))
     client.command(DEAD_LETTERS)
 

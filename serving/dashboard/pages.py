@@ -64,7 +64,7 @@ def show(value: Any, kind: str = "number") -> str:
 templates.env.filters["show"] = show
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 PAGES = (("overview", "Overview"), ("at-risk", "At risk"), ("retention", "Retention"), ("quality", "Model quality"),
-         ("health", "Pipeline health"))  # fmt: skip
+         ("drift", "Drift"), ("health", "Pipeline health"))  # fmt: skip
 PAGE_SIZE = 50
 
 
@@ -221,6 +221,14 @@ async def quality_page(
     training = {task: catalog.describe(task) for task in panels.TASKS}
     data = await asyncio.to_thread(panels.quality, await clickhouse(services), training)
     return render(request, "quality", viewer, settings, data=data)
+
+
+@router.get("/drift", response_class=HTMLResponse)
+async def drift_page(
+    request: Request, viewer: ViewerDep, services: ServicesDep, settings: SettingsDep, catalog: CatalogDep
+) -> Any:
+    data = await asyncio.to_thread(panels.drift_panel, await clickhouse(services), catalog.drift_profiles())
+    return render(request, "drift", viewer, settings, data=data)
 
 
 @router.get("/health", response_class=HTMLResponse)

@@ -166,3 +166,33 @@ def user(client: Any, user_id: str) -> Page:
         "tables": {"events": run(client, "user_recent_events", user_id=user_id), "history": history},
         "charts": {"history": chart("line", days, series)},
     }
+
+
+def drift_panel(client: Any, profiles: dict[str, tuple[str, Any]], show: int = 6) -> Page:
+    """Per task: the PSI of each feature of the live sample (``daily_features``) against the champion's training
+    profile, day by day over 30 days; the chart draws the ``show`` features that moved most (trending ones apart),
+    the table every feature on the latest day."""
+    from models.drift import TRENDING, level, psi
+
+    charts: dict[str, Any] = {}
+    tables: dict[str, Any] = {"latest": {}, "champion": {}}
+    for task, (ref, prof) in profiles.items():
+        names = list(prof.features)
+        rows = run(client, "drift_counts", edges=[list(b.edges) for b in prof.features.values()])
+        counts: dict[tuple[str, str], list[int]] = {}
+        for r in rows:
+            name = names[r["feature"] - 1]
+            counts.setdefault((r["date"], name), [0] * (len(prof.features[name].edges) + 1))[r["bin"]] = r["rows"]
+        days = sorted({d for d, _ in counts})
+        values = {(d, n): psi(prof.features[n].share, c) for (d, n), c in counts.items()}
+        worst = {n: max((values.get((d, n), 0.0) for d in days), default=0.0) for n in names if n not in TRENDING}
+        moving = sorted(worst, key=lambda n: -worst[n])[:show]
+        charts[f"drift_{task}"] = chart("line", days, {n: [values.get((d, n)) for d in days] for n in moving})
+        latest = (
+            sorted(((values[(days[-1], n)], n) for n in names if (days[-1], n) in values), reverse=True) if days else []
+        )
+        tables["latest"][task] = [
+            {"feature": n, "psi": v, "level": "trend" if n in TRENDING else level(v)} for v, n in latest
+        ]
+        tables["champion"][task] = {"model": ref, "day": days[-1] if days else None}
+    return {"charts": charts, "tables": tables}

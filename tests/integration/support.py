@@ -14,6 +14,7 @@ from core.days import DAY_MS, day_end
 from core.tasks import TASKS, label
 from features import offline
 from features.compute import FEATURE_NAMES
+from models import drift
 from models.pretrained import create
 from models.registry import ModelRef, Registry
 from tests.conftest import StackHandle
@@ -46,7 +47,8 @@ def promote_trained(registry: Registry, events: list[dict], every_days: int = 3)
     for task in TASKS:
         y = np.array([label(task, accepted[u], t) for u, t in queries], dtype=np.int8)
         model = create("logreg", 5).fit(X, y)
-        registry.promote(registry.save(task, model, {"metrics": {"roc_auc": 0.5}}))  # type: ignore[arg-type]
+        profile = drift.profile(X, FEATURE_NAMES, model.predict_proba_many(X)).to_json()  # as models.train keeps
+        registry.promote(registry.save(task, model, {"metrics": {"roc_auc": 0.5}, "drift": profile}))  # type: ignore[arg-type]
 
 
 def new_key(stack: StackHandle, scope: str) -> str:

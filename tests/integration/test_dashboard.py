@@ -32,6 +32,7 @@ from features.compute import FEATURE_NAMES
 from infra import clickhouse_db
 from infra import stack as infra_stack
 from infra.processes import ManagedProcess, free_port
+from models import drift
 from models.registry import Registry
 from serving.dashboard.queries import run
 from simulation.generator import arrivals, make_users, simulate
@@ -41,7 +42,14 @@ from tests.integration.support import new_key, promote_trained
 
 START = 1_785_000_000_000 // DAY_MS * DAY_MS
 DAYS = 100
-PAGES = {"overview": "", "at_risk": "/at-risk", "retention": "/retention", "quality": "/quality", "health": "/health"}
+PAGES = {
+    "overview": "",
+    "at_risk": "/at-risk",
+    "retention": "/retention",
+    "quality": "/quality",
+    "drift": "/drift",
+    "health": "/health",
+}
 THRESHOLDS = {"low": 0.3, "high": 0.7}  # the settings' default risk bands
 
 
@@ -60,6 +68,7 @@ class Dash:
     def start(self) -> None:
         env = {"CHURNSTREAM_API_PORT": str(self.port), "CHURNSTREAM_DASHBOARD_REFRESH_S": "1"}
         env["CHURNSTREAM_ONLINE_CHECKPOINT_S"] = "1"  # resolved scores reach ClickHouse with each checkpoint
+        env["CHURNSTREAM_DRIFT_SAMPLE"] = "0.5"  # a live sample of some 85 users for the drift page
         self.proc = self.stack.spawn_worker("dashboard", command="run", **env)
         self.proc.wait_http(f"http://127.0.0.1:{self.port}/healthz", 90, self.stack.settings.home / "logs")
 
@@ -273,6 +282,8 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
     retention = charts(browser)
     open_page(browser, f"{dash.base}/quality")
     quality = charts(browser)
+    open_page(browser, f"{dash.base}/drift")
+    drift_charts = charts(browser)
 
     client = dash.stopped_query()
     try:
@@ -313,7 +324,20 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         weekly = run(client, "active_churned_weekly")
         assert retention["active_churned"]["datasets"][0]["data"] == [r["active"] for r in weekly]
 
-        for task in ("churn", "purchase"):
+        registry = Registry(dash.stack.settings.registry_dir())
+        for task in ("churn", "purchase"):  # each feature's PSI per day, from the counts and the champion's profile
+            prof = drift.Profile.from_json(registry.meta(registry.champion(task))["drift"])  # type: ignore[arg-type]
+            counts: dict[tuple[str, int], list[int]] = {}
+            for r in run(client, "drift_counts", edges=[list(b.edges) for b in prof.features.values()]):
+                n_bins = len(list(prof.features.values())[r["feature"] - 1].edges) + 1
+                counts.setdefault((r["date"], r["feature"]), [0] * n_bins)[r["bin"]] = r["rows"]
+            shown = drift_charts[f"drift_{task}"]
+            assert shown["labels"] == sorted({d for d, _ in counts}) and len(shown["labels"]) > 5
+            names = list(prof.features)
+            for series in shown["datasets"]:
+                i = names.index(series["label"]) + 1
+                want = [drift.psi(prof.features[series["label"]].share, counts[(d, i)]) for d in shown["labels"]]
+                assert series["data"] == want, series["label"]
             lift = run(client, f"lift_{task}")
             assert len(quality[f"lift_{task}"]["labels"]) == len(lift) == 10
             calibration = run(client, f"calibration_{task}")
