@@ -145,8 +145,8 @@ WHERE model_kind = 'pretrained' GROUP BY task, bin ORDER BY task, bin""",
     "calibration_purchase": _resolved("purchase", _CALIBRATION),
     # --- drift: the live sample's rows per day, feature (1-based, in the profile's order) and training bin
     "drift_counts": """
-SELECT toString(day) AS date, i AS feature, length(arrayFilter(e -> e <= x[i], {edges:Array(Array(Float64))}[i])) AS bin,
-       count() AS rows
+SELECT toString(day) AS date, i AS feature,
+       length(arrayFilter(e -> e <= x[i], {edges:Array(Array(Float64))}[i])) AS bin, count() AS rows
 FROM daily_features FINAL ARRAY JOIN arrayEnumerate(x) AS i
 WHERE day > (SELECT max(day) FROM daily_features) - 30 AND length(x) = length({edges:Array(Array(Float64))})
 GROUP BY date, feature, bin ORDER BY date, feature, bin""",
