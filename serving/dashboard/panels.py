@@ -187,7 +187,8 @@ def drift_panel(client: Any, profiles: dict[str, tuple[str, Any]], show: int = 6
         values = {(d, n): psi(prof.features[n].share, c) for (d, n), c in counts.items()}
         worst = {n: max((values.get((d, n), 0.0) for d in days), default=0.0) for n in names if n not in TRENDING}
         moving = sorted(worst, key=lambda n: -worst[n])[:show]
-        charts[f"drift_{task}"] = chart("line", days, {n: [values.get((d, n)) for d in days] for n in moving})
+        series = {n: [values.get((d, n)) for d in days] for n in moving}
+        charts[f"drift_{task}"] = chart("line", days, series, show_line=True, span_gaps=True)
         latest = (
             sorted(((values[(days[-1], n)], n) for n in names if (days[-1], n) in values), reverse=True) if days else []
         )
