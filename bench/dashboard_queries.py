@@ -6,7 +6,8 @@ purchases), ``predictions`` (every user scored five times per task, four by the 
 random times; a third time-triggered), which the product's
 materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
 ``resolved_scores`` (two resolved labels per user, task and model kind), ``daily_features`` (a 10 % sample at
-30 day ends), ``model_metrics`` and ``dead_letters``.
+30 day ends), ``model_metrics``, ``dead_letters``, ``drift`` (the daily drift job's rows of five champions per task
+over a year) and ``alerts``.
 Each query then runs ``repeats`` times after one warm-up run; every
 latency is recorded, first on the parts as inserted and again once merged, and the table reports the median and
 the slowest against the 200 ms target (issue 15).
@@ -32,7 +33,7 @@ from serving.dashboard.queries import QUERIES, run
 END_MS = 1_790_000_000_000 // DAY_MS * DAY_MS  # a day boundary (2026-09-21)
 TARGET_MS = 200.0
 MERGED = ("events", "predictions", "latest_scores", "scores_now", "user_scores_daily", "scored_users_daily",
-          "user_activity", "resolved_scores", "purchases", "daily_features")  # fmt: skip
+          "user_activity", "resolved_scores", "purchases", "daily_features", "drift", "alerts")  # fmt: skip
 CHUNK = 1_000_000
 PARAMS: dict[str, Any] = {
     "low": 0.3,
@@ -45,7 +46,8 @@ PARAMS: dict[str, Any] = {
     "limit": 50,
     "offset": 0,
     "user_id": "u123456",
-    "edges": [[10.0 * k for k in range(1, 10)]] * 57,  # a profile's deciles: nine edges for each of 57 features
+    "model": "xgboost",
+    "version": "v4",
 }
 
 EVENTS = """
@@ -87,6 +89,19 @@ INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc,
 SELECT fromUnixTimestamp64Milli(toInt64({end} - (2000 - number) * 60000)), ['churn', 'purchase'][number % 2 + 1],
        'online', 'online:logreg', number * 100, 5000, 0.7 + (number % 100) / 1000, 0.5, 0.3
 FROM numbers(2000)"""
+DRIFT = """
+INSERT INTO drift (day, task, model, version, feature, psi, rows, level, computed_at)
+SELECT toDate(fromUnixTimestamp64Milli(toInt64({end}))) - intDiv(number, 58 * 10) % 365 AS d,
+       ['churn', 'purchase'][intDiv(number, 58) % 2 + 1], 'xgboost', concat('v', toString(intDiv(number, 116) % 5)),
+       if(number % 58 = 0, '', concat('f', toString(number % 58))), (cityHash64(number) % 1000) / 2000, 10000,
+       'ok', now64(3)
+FROM numbers(58 * 10 * 365)"""
+ALERTS = """
+INSERT INTO alerts (alert_id, raised_at, task, model, version, feature, statistic, value, threshold, level,
+                    window_start, window_end)
+SELECT concat('psi:', toString(number)), now64(3) - toIntervalSecond(number * 60), 'churn', 'xgboost', 'v4',
+       concat('f', toString(number % 57)), 'psi', 0.3, 0.25, 'alert', now64(3) - toIntervalDay(1), now64(3)
+FROM numbers(20000)"""
 DEAD_LETTERS = """
 INSERT INTO dead_letters (topic, partition, offset, reason, detail, sent_at)
 SELECT 'page_views', number % 12, number, ['invalid_json', 'missing_field', 'too_late'][number % 3 + 1], '',
@@ -114,6 +129,8 @@ def fill(client: Any, console: Console, users: int, events: int, predictions: in
             bar.advance(task, count)
     client.command(METRICS.format(end=END_MS))
     client.command(DEAD_LETTERS)
+    client.command(DRIFT.format(end=END_MS))  # the daily drift job's rows: 5 champions per task over a year
+    client.command(ALERTS)
 
 
 def timed(client: Any, console: Console, repeats: int, label: str) -> dict[str, list[float]]:

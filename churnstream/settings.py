@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     topic_cart: str = Field("cart_events", description="Cart events topic")
     topic_purchases: str = Field("purchases", description="Purchase events topic")
     topic_dlq: str = Field("events.dlq", description="Dead-letter topic")
+    topic_alerts: str = Field("alerts", description="Drift alerts topic (also ClickHouse `alerts`), keyed by alert id")
     app_id: str = Field("churnstream", description="Faust app id = Kafka consumer group")
 
     # Redis
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
         description="Share of users (a stable hash of the id) whose day-end feature vectors go to ClickHouse "
         "`daily_features`, the live population that drift (PSI) compares with the training rows",
     )
+    drift_check_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often a worker looks for days whose drift can be computed (every partition rescored past "
+        "the day end); one worker at a time runs the job",
+    )
     rescore_share: float = Field(
         0.5,
         gt=0,
@@ -180,7 +187,7 @@ class Settings(BaseSettings):
 
     @property
     def all_topics(self) -> tuple[str, ...]:
-        return (*self.input_topics, self.topic_dlq)
+        return (*self.input_topics, self.topic_dlq, self.topic_alerts)
 
     @property
     def embedded_clickhouse(self) -> bool:

@@ -20,6 +20,10 @@ cs:due:<partition> (due_key)              zset      worker: rescorer      worker
 cs:wm (WATERMARKS)                        zset      worker: rescorer      worker on assignment        untagged
 cs:rescoring:<partition> (rescoring_key)  set       worker: rescorer      worker: rescorer            untagged
 cs:apikeys (API_KEYS)                     hash      CLI: keys, demo       API: key check              untagged
+cs:drift:thresholds (DRIFT_THRESHOLDS)    hash      API: admin            worker: drift watch         untagged
+cs:drift:done (DRIFT_DONE)                hash      worker: drift watch   worker: drift watch         untagged
+cs:drift:lock (DRIFT_LOCK)                string    worker: drift watch   worker: drift watch         untagged
+cs:drift:sending (DRIFT_SENDING)          hash      worker: drift watch   worker: drift watch         untagged
 cs:dash:<sha256> (session_key)            string    API: dashboard login  API: dashboard              untagged
 cs:dlq:{<topic>} (ledger_key)             hash      worker: dead letters  worker: dead letters        the topic's (tag)
 cs:ch:{<topic>} (ledger_key)              hash      worker: ClickHouse    worker: ClickHouse          the topic's (tag)
@@ -32,9 +36,12 @@ path (``cs:u:``, ``cs:s:``: one Lua script per user) and the ledgers touch one s
 Field layouts: ``cs:s:`` fields are ``<task>:<model kind>`` (JSON score records); ``cs:labels:<task>`` fields
 are ``taken`` and ``resolved``; ``cs:labels:watermark`` has one member, ``max``; ``cs:due:<partition>`` scores
 each user of the partition by the next day end to score them at; ``cs:wm`` scores each partition (member) by the
-latest event time applied from it; ``cs:rescoring:<partition>`` holds the users whose time rows may be written
-but their states not yet; ledger fields are partitions with values ``<offset>:<unix ms>``; ``cs:apikeys`` fields
-are key ids (see :mod:`serving.keys`).
+latest event time applied from it; ``cs:drift:thresholds`` fields are ``psi_warn``, ``psi_alert`` and
+``adwin_delta``; ``cs:drift:done`` maps a champion (``task/model@version``) to the last day its drift was computed;
+``cs:drift:lock`` (with a TTL) names the worker running the drift job; ``cs:drift:sending`` maps a champion to
+``<day>|<unix ms>`` while that day's alerts are being sent; ``cs:rescoring:<partition>`` holds the
+users whose time rows may be written but their states not yet; ledger fields are partitions with values
+``<offset>:<unix ms>``; ``cs:apikeys`` fields are key ids (see :mod:`serving.keys`).
 
 >>> state_key("u1"), score_key("u1"), pending_key("u1")
 ('cs:u:{u1}', 'cs:s:{u1}', 'cs:p:{u1}')
@@ -131,6 +138,10 @@ def rescoring_key(partition: int) -> str:
 
 
 API_KEYS = "cs:apikeys"  # hash: key id -> JSON record with the secret's SHA-256, name and scopes
+DRIFT_THRESHOLDS = "cs:drift:thresholds"  # hash: the drift alert thresholds set through the API (streams.drift_watch)
+DRIFT_DONE = "cs:drift:done"  # hash: champion -> the last day (ISO) the daily drift job finished for it
+DRIFT_SENDING = "cs:drift:sending"  # hash: champion -> "<day>|<unix ms>" while that day's alerts are sent
+DRIFT_LOCK = "cs:drift:lock"  # string with a TTL: the worker running the daily drift job now
 
 
 def session_key(digest: str) -> str:

@@ -30,6 +30,7 @@ WHERE trigger = 'time' AND toDate(as_of) = {day:Date} AND task = {task:String} A
   AND model = {model:String} AND model_version = {version:String}
 GROUP BY bin"""
 LATEST_DAY = "SELECT max(day) FROM daily_features"
+FIRST_DAY = "SELECT min(day) FROM daily_features"
 
 
 @dataclass(frozen=True)
@@ -92,5 +93,14 @@ def report(
 
 def latest_day(client: Any) -> dt.date | None:
     """The latest day of the live population (None: nothing sampled yet)."""
-    day = client.query(LATEST_DAY).result_rows[0][0]
+    return _day(client, LATEST_DAY)
+
+
+def first_day(client: Any) -> dt.date | None:
+    """The first day of the live population (None: nothing sampled yet)."""
+    return _day(client, FIRST_DAY)
+
+
+def _day(client: Any, sql: str) -> dt.date | None:
+    day = client.query(sql).result_rows[0][0]
     return None if day is None or day == dt.date(1970, 1, 1) else day

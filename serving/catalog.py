@@ -101,22 +101,9 @@ class ModelCatalog:
     async def get(self, task: str, name: str | None) -> LoadedModel:
         return await self.online(task) if name == "online" else self.pretrained(task, name)
 
-    def drift_profiles(self) -> dict[str, tuple[str, Any]]:
-        """Per task, the champion (``task/model@version``) and its training profile (:class:`models.drift.Profile`),
-        for the champions that have one (those trained before the profile existed do not)."""
-        from models.drift import Profile
-
-        out = {}
-        for task, ref in self.refs()[1].items():
-            if ref is None:
-                continue
-            try:
-                profile = self.registry.meta(ref).get("drift")
-            except ModelRejected:
-                continue
-            if profile:
-                out[task] = (str(ref), Profile.from_json(profile))
-        return out
+    def champions(self) -> dict[str, ModelRef | None]:
+        """Each task's champion (None: none promoted)."""
+        return self.refs()[1]
 
     def describe(self, task: str) -> list[dict[str, Any]]:
         """Registry metadata of each serving version: metrics, measured latency, size."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from streams.ledger import Ledger, Source
 from streams.metrics import DLQ
+from streams.readback import scan_since
 from streams.records import RawRecord
 
 Headers = list[tuple[str, bytes]]
@@ -233,35 +234,15 @@ class KafkaDeadLetters:
 
 def scan_dead_letters(bootstrap: str, topic: str, since_ms: int, sources: set[Source]) -> dict[Source, set[int]]:
     """Source offsets of the dead letters in ``topic`` written since ``since_ms`` for the given sources."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "churnstream-dlq-scan", "enable.auto.commit": False}
-    )
     found: dict[Source, set[int]] = {s: set() for s in sources}
-    try:
-        md = consumer.list_topics(topic, timeout=10)
-        wanted = [TopicPartition(topic, p, since_ms) for p in md.topics[topic].partitions]
-        starts = [tp for tp in consumer.offsets_for_times(wanted, timeout=10) if tp.offset >= 0]
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in starts}
-        todo = {tp.partition for tp in starts if tp.offset < ends[tp.partition]}
-        consumer.assign([tp for tp in starts if tp.partition in todo])
-        deadline = time.monotonic() + 120
-        while todo:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"scanning {topic} did not reach its end offsets")
-            for m in consumer.consume(10_000, timeout=5):
-                if m.error() is not None:
-                    continue
-                h: dict[str, Any] = dict(m.headers() or [])
-                source = (h.get("source_topic", b"").decode(), int(h.get("source_partition", b"-1")))
-                if source in found:
-                    found[source].add(int(h["source_offset"]))
-                partition, offset = int(m.partition() or 0), int(m.offset() or 0)
-                if offset + 1 >= ends[partition]:
-                    todo.discard(partition)
-    finally:
-        consumer.close()
+
+    def visit(m: Any) -> None:
+        h: dict[str, Any] = dict(m.headers() or [])
+        source = (h.get("source_topic", b"").decode(), int(h.get("source_partition", b"-1")))
+        if source in found:
+            found[source].add(int(h["source_offset"]))
+
+    scan_since(bootstrap, topic, since_ms, visit)
     return found
 
 

@@ -37,3 +37,5 @@ ALIGNER_FORCED = Counter(
     "churnstream_aligner_forced_total",
     "Records released out of arrival order because an idle partition held the others back too long",
 )
+ALERTS = Counter("churnstream_alerts_total", "Drift alerts raised, by statistic and level", ["statistic", "level"])
+DRIFT_DAYS = Counter("churnstream_drift_days_total", "Days whose drift the daily drift job computed, per champion")

@@ -33,12 +33,8 @@ from core.keys import WATERMARK_KEY, checkpoint_key, counts_key, expiry_key, log
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
-from models.online import (
-    OnlineModel,
-    Snapshot,
-    resolve_by_event,
-    resolve_by_watermark,
-)
+from models.alerts import LossWatch
+from models.online import OnlineModel, Snapshot, resolve_by_event, resolve_by_watermark
 from streams.labels import Entries, Label, ResolvedScores, _dec, _enc, _label_dec, metric_rows, queue_labels, stream_id
 from streams.sinks import Sink
 
@@ -64,6 +60,7 @@ class OnlineLearner:
         self.logged_to: set[int] = set()  # partitions whose logs this learner has written to
         self.validation: dict[tuple[str, str], deque[tuple[int, float]]] = {}
         self.labels: dict[tuple[str, str], int] = {}
+        self.losses: LossWatch | None = None  # set by the worker (streams.drift_watch)
 
     # ---- scoring ----------------------------------------------------------------------------------------------
     def score(self, task: str, X: np.ndarray) -> list[float]:
@@ -80,6 +77,8 @@ class OnlineLearner:
                 q = self.validation.setdefault((task, kind), deque(maxlen=self.window))
                 q.append((y, p))
                 self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
+                if self.losses is not None:  # performance drift: ADWIN on the progressive-validation loss
+                    self.losses.update(task, kind, y, p, label.snap.as_of_ms)
             by_task.setdefault(task, []).append(label)
         width = len(FEATURE_NAMES)
         for task, mine in by_task.items():

@@ -18,11 +18,13 @@ same source offsets, adds no row.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from infra import clickhouse_db
+
+T = TypeVar("T")
 
 
 class Columns:
@@ -110,11 +112,14 @@ class ClickHouseSink:
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Rows of a query on this sink's client and thread (calls stay serialised per client)."""
 
-        def run() -> list[tuple[Any, ...]]:
-            return [tuple(r) for r in self._connected().query(sql, parameters=parameters).result_rows]
+        def run(client: Any) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in client.query(sql, parameters=parameters).result_rows]
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, run)
+        return await self.call(run)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(client, *args)`` on this sink's client and thread: for readers written for a synchronous client."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(self._connected(), *args))
 
     def close(self) -> None:
         if self._client is not None:

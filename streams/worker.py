@@ -40,6 +40,7 @@ from streams.aligner import EventTimeAligner
 from streams.budget import RescoreBudget
 from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
+from streams.drift_watch import DriftWatch
 from streams.labels import METRIC_COLUMNS, RESOLVED_COLUMNS
 from streams.ledger import RedisLedger
 from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
@@ -102,12 +103,17 @@ class Worker:
             owned=self.owns,
         )
         self.metrics_at = self.checkpoint_at = 0.0
+        alerts = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+        self.drift = DriftWatch.from_settings(
+            settings, store.redis, self.champions, lambda k, v: alerts.send(key=k, value=v)
+        )
 
         app.agent(self.inputs, name="features")(self.consume)
         app.timer(interval=min(0.25, settings.batch_within_s))(self.release_held)
         app.timer(interval=1.0)(self.report_lag)
         app.timer(interval=1.0)(self.resolve_labels)
         app.timer(interval=1.0)(self.rescore_tick)
+        app.timer(interval=settings.drift_check_s)(self.drift.tick)  # drift: thresholds, alerts, the daily job
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
         app.on_before_shutdown.connect(self.on_stopping)  # type: ignore[arg-type]
 
@@ -143,6 +149,7 @@ class Worker:
                 lateness_ms=int(settings.label_lateness_s * 1000),
             )
             self.scorer.learner = self.learner
+            self.learner.losses = self.drift.losses
 
     async def process_ready(self) -> None:
         """Process the records the aligner releases, redoing the batch until every effect succeeded; then ack."""

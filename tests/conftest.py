@@ -105,6 +105,7 @@ class StackHandle:
             "topic_cart": f"{name}.cart_events",
             "topic_purchases": f"{name}.purchases",
             "topic_dlq": f"{name}.dlq",
+            "topic_alerts": f"{name}.alerts",
             "models_dir": str(self.settings.home / "registries" / name),
             "redis_url": f"redis://127.0.0.1:{self.settings.redis_port}/{db}",
         }

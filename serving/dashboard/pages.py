@@ -227,7 +227,7 @@ async def quality_page(
 async def drift_page(
     request: Request, viewer: ViewerDep, services: ServicesDep, settings: SettingsDep, catalog: CatalogDep
 ) -> Any:
-    data = await asyncio.to_thread(panels.drift_panel, await clickhouse(services), catalog.drift_profiles())
+    data = await asyncio.to_thread(panels.drift_panel, await clickhouse(services), catalog.champions())
     return render(request, "drift", viewer, settings, data=data)
 
 

@@ -168,32 +168,32 @@ def user(client: Any, user_id: str) -> Page:
     }
 
 
-def drift_panel(client: Any, profiles: dict[str, tuple[str, Any]], show: int = 6) -> Page:
-    """Per task: the PSI of each feature of the live sample (``daily_features``) against the champion's training
-    profile, day by day over 30 days; the chart draws the ``show`` features that moved most (trending ones apart),
-    the table every feature on the latest day."""
-    from models.drift import TRENDING, level, psi
+def drift_panel(client: Any, champions: dict[str, Any], show: int = 6) -> Page:
+    """Per task: the PSI of each feature of the live sample against the champion's training profile, day by day
+    over 30 days, as the daily drift job wrote it (ClickHouse ``drift``); the chart draws the ``show`` features
+    that moved most (trending ones apart), the table the score and every feature on the latest day. Then the
+    latest alerts."""
+    from models.drift import TRENDING
 
     charts: dict[str, Any] = {}
     tables: dict[str, Any] = {"latest": {}, "champion": {}}
-    for task, (ref, prof) in profiles.items():
-        names = list(prof.features)
-        rows = run(client, "drift_counts", edges=[list(b.edges) for b in prof.features.values()])
-        counts: dict[tuple[str, str], list[int]] = {}
-        for r in rows:
-            name = names[r["feature"] - 1]
-            counts.setdefault((r["date"], name), [0] * (len(prof.features[name].edges) + 1))[r["bin"]] = r["rows"]
-        days = sorted({d for d, _ in counts})
-        values = {(d, n): psi(prof.features[n].share, c) for (d, n), c in counts.items()}
-        worst = {n: max((values.get((d, n), 0.0) for d in days), default=0.0) for n in names if n not in TRENDING}
-        moving = sorted(worst, key=lambda n: -worst[n])[:show]
-        series = {n: [values.get((d, n)) for d in days] for n in moving}
-        charts[f"drift_{task}"] = chart("line", days, series, show_line=True, span_gaps=True)
-        latest = (
-            sorted(((values[(days[-1], n)], n) for n in names if (days[-1], n) in values), reverse=True) if days else []
+    for task, ref in champions.items():
+        if ref is None:
+            continue
+        rows = run(client, "drift_psi", task=task, model=ref.model, version=ref.version)
+        days = sorted({r["date"] for r in rows})
+        values = {(r["date"], r["feature"]): r["psi"] for r in rows}
+        names = sorted({r["feature"] for r in rows if r["feature"] and r["feature"] not in TRENDING})
+        worst = {n: max(values.get((d, n), 0.0) for d in days) for n in names}
+        moving = sorted(worst, key=lambda n: (-worst[n], n))[:show]
+        charts[f"drift_{task}"] = chart(
+            "line", days, {n: [values.get((d, n)) for d in days] for n in moving}, show_line=True, span_gaps=True
         )
+        latest = [r for r in rows if days and r["date"] == days[-1]]
         tables["latest"][task] = [
-            {"feature": n, "psi": v, "level": "trend" if n in TRENDING else level(v)} for v, n in latest
+            {"feature": r["feature"] or "(score)", "psi": r["psi"], "level": r["level"]}
+            for r in sorted(latest, key=lambda r: (r["feature"] != "", -r["psi"]))
         ]
-        tables["champion"][task] = {"model": ref, "day": days[-1] if days else None}
+        tables["champion"][task] = {"model": str(ref), "day": days[-1] if days else None}
+    tables["alerts"] = run(client, "alerts_recent")
     return {"charts": charts, "tables": tables}

@@ -143,13 +143,17 @@ WHERE model_kind = 'pretrained' GROUP BY task, bin ORDER BY task, bin""",
     "lift_purchase": _resolved("purchase", _LIFT),
     "calibration_churn": _resolved("churn", _CALIBRATION),
     "calibration_purchase": _resolved("purchase", _CALIBRATION),
-    # --- drift: the live sample's rows per day, feature (1-based, in the profile's order) and training bin
-    "drift_counts": """
-SELECT toString(day) AS date, i AS feature,
-       length(arrayFilter(e -> e <= x[i], {edges:Array(Array(Float64))}[i])) AS bin, count() AS rows
-FROM daily_features FINAL ARRAY JOIN arrayEnumerate(x) AS i
-WHERE day > (SELECT max(day) FROM daily_features) - 30 AND length(x) = length({edges:Array(Array(Float64))})
-GROUP BY date, feature, bin ORDER BY date, feature, bin""",
+    # --- drift: the daily drift job's PSI per day and feature ('' is the score) of one champion, over 30 days
+    "drift_psi": """
+SELECT toString(day) AS date, feature, psi, rows, level FROM drift FINAL
+WHERE task = {task:String} AND model = {model:String} AND version = {version:String}
+  AND day > (SELECT max(day) FROM drift WHERE task = {task:String} AND model = {model:String}
+             AND version = {version:String}) - 30
+ORDER BY date, feature""",
+    "alerts_recent": """
+SELECT toString(raised_at) AS raised, task, model, version, feature, statistic, value, threshold, level,
+       toString(window_start) AS window_start, toString(window_end) AS window_end
+FROM alerts FINAL ORDER BY raised_at DESC, alert_id LIMIT 20""",
     # --- pipeline health
     "throughput": """
 SELECT toString(toStartOfMinute(ingested_at)) AS minute, count() AS events FROM events

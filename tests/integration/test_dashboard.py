@@ -8,6 +8,7 @@ queries run directly while the process is stopped). Nothing is mocked.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 import redis
@@ -27,7 +29,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from core.days import DAY_MS
-from core.keys import log_key
+from core.keys import DRIFT_DONE, log_key
 from features.compute import FEATURE_NAMES
 from infra import clickhouse_db
 from infra import stack as infra_stack
@@ -69,6 +71,7 @@ class Dash:
         env = {"CHURNSTREAM_API_PORT": str(self.port), "CHURNSTREAM_DASHBOARD_REFRESH_S": "1"}
         env["CHURNSTREAM_ONLINE_CHECKPOINT_S"] = "1"  # resolved scores reach ClickHouse with each checkpoint
         env["CHURNSTREAM_DRIFT_SAMPLE"] = "0.5"  # a live sample of some 85 users for the drift page
+        env["CHURNSTREAM_DRIFT_CHECK_S"] = "1"
         self.proc = self.stack.spawn_worker("dashboard", command="run", **env)
         self.proc.wait_http(f"http://127.0.0.1:{self.port}/healthz", 90, self.stack.settings.home / "logs")
 
@@ -97,9 +100,27 @@ def dash(module_stack: StackHandle) -> Iterator[Dash]:
     try:
         own.wait_consumed(worker=handle.proc)
         labels_written(own)
+        drift_computed(own)
         yield handle
     finally:
         handle.proc.stop()
+
+
+def drift_computed(stack: StackHandle, quiet_s: float = 3.0) -> None:
+    """Wait until the daily drift job has marked a day done for both champions and marks no more for ``quiet_s``."""
+    r = redis.Redis.from_url(stack.settings.redis_url)
+    deadline, last, since = time.monotonic() + 120, None, time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            marks = r.hgetall(DRIFT_DONE)
+            if marks != last:
+                last, since = marks, time.monotonic()
+            elif len(marks) == 2 and time.monotonic() - since >= quiet_s:  # type: ignore[arg-type]
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the drift job did not finish its days: {last}")
+    finally:
+        r.close()
 
 
 def labels_written(stack: StackHandle, quiet_s: float = 3.0) -> None:
@@ -325,19 +346,25 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         assert retention["active_churned"]["datasets"][0]["data"] == [r["active"] for r in weekly]
 
         registry = Registry(dash.stack.settings.registry_dir())
-        for task in ("churn", "purchase"):  # each feature's PSI per day, from the counts and the champion's profile
-            prof = drift.Profile.from_json(registry.meta(registry.champion(task))["drift"])  # type: ignore[arg-type]
-            counts: dict[tuple[str, int], list[int]] = {}
-            for r in run(client, "drift_counts", edges=[list(b.edges) for b in prof.features.values()]):
-                n_bins = len(list(prof.features.values())[r["feature"] - 1].edges) + 1
-                counts.setdefault((r["date"], r["feature"]), [0] * n_bins)[r["bin"]] = r["rows"]
+        for task in ("churn", "purchase"):  # each charted PSI, recomputed here from the raw sample with numpy
+            ref = registry.champion(task)
+            assert ref is not None
+            prof = drift.Profile.from_json(registry.meta(ref)["drift"])  # type: ignore[arg-type]
             shown = drift_charts[f"drift_{task}"]
-            assert shown["labels"] == sorted({d for d, _ in counts}) and len(shown["labels"]) > 5
-            names = list(prof.features)
-            for series in shown["datasets"]:
-                i = names.index(series["label"]) + 1
-                want = [drift.psi(prof.features[series["label"]].share, counts[(d, i)]) for d in shown["labels"]]
-                assert series["data"] == want, series["label"]
+            computed = client.query(
+                "SELECT DISTINCT toString(day) FROM drift WHERE model = {m:String} AND version = {v:String}",
+                parameters={"m": ref.model, "v": ref.version},
+            ).result_rows
+            days = [dt.date.fromisoformat(d) for (d,) in sorted(computed)]
+            assert days == [days[0] + dt.timedelta(days=i) for i in range(len(days))], "every day once, no gap"
+            assert shown["labels"] == [str(d) for d in days if d > days[-1] - dt.timedelta(days=30)]
+            for day in shown["labels"]:
+                X = [x for (x,) in client.query(f"SELECT x FROM daily_features FINAL WHERE day = '{day}'").result_rows]
+                assert X, f"{day}: computed before its day-end rows were written"
+                counts = drift.bin_counts(prof, np.array(X, dtype=np.float64).reshape(len(X), len(prof.features)))
+                for series in shown["datasets"]:
+                    name, got = series["label"], series["data"][shown["labels"].index(day)]
+                    assert got == drift.psi(prof.features[name].share, counts[name]), (day, name)
             lift = run(client, f"lift_{task}")
             assert len(quality[f"lift_{task}"]["labels"]) == len(lift) == 10
             calibration = run(client, f"calibration_{task}")

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from core.days import DAY_MS
+from core.keys import DRIFT_SENDING, DRIFT_THRESHOLDS, WATERMARKS, due_key
 from features import offline
 from features.compute import FEATURE_NAMES, vector
 from features.schedule import due
@@ -22,14 +23,17 @@ from features.store import RedisStateStore
 from infra import clickhouse_db
 from infra import stack as infra_stack
 from models import drift, population
+from models.alerts import Thresholds
 from models.champions import Champions
 from models.registry import Registry
 from simulation.generator import make_users, simulate
+from streams.drift_watch import DriftWatch
 from streams.rescore import Rescorer, time_rows_lookup
 from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
 from tests.conftest import StackHandle
-from tests.integration.support import promote_new
+from tests.integration.endstate import read_all
+from tests.integration.support import fit, promote_new
 
 START = 1_785_000_000_000 // DAY_MS * DAY_MS
 SAMPLE = 0.5
@@ -137,3 +141,85 @@ def test_a_shifted_population_is_flagged_and_an_unchanged_one_is_not(module_stac
         client.close()
     assert levels[same] == {"score": "ok", "a": "ok", "b": "ok", "c": "ok"}, levels
     assert levels[moved] == {"score": "alert", "a": "alert", "b": "ok", "c": "ok"}, levels
+
+
+def test_the_daily_drift_job_runs_each_complete_day_once_and_alerts_only_the_shifted_one(
+    module_stack: StackHandle,
+) -> None:
+    """The job on the real Redis, ClickHouse and Kafka: a day is computed only once every partition's rescoring
+    passed it, a new champion starts with the days of the live sample so far, thresholds set in Redis apply at the
+    next tick, a day redone writes no row twice (raw counts) and sends no alert twice, and only the day whose
+    population moved raises alerts."""
+    own = own_clickhouse(module_stack.isolated("driftjob"), "driftjob")
+    rng = np.random.default_rng(11)
+    width = len(FEATURE_NAMES)
+    train = rng.normal(size=(20_000, width))
+    registry = Registry(own.settings.registry_dir())
+    promote_new(registry, "logreg", 3)
+    ref = registry.save("churn", fit("logreg", 3), {"drift": drift.profile(train, FEATURE_NAMES).to_json()})  # type: ignore[arg-type]
+    registry.promote(ref)  # the purchase champion has no profile: the job skips it
+    days = [dt.date(2031, 3, d) for d in (1, 2, 3, 4)]
+    client = clickhouse_db.connect(own.settings.clickhouse_dsn)
+    for day in days:
+        shift = np.zeros(width)
+        shift[FEATURE_NAMES.index("page_views_7d")] = 1.0 if day == days[-1] else 0.0
+        as_of = dt.datetime.combine(day, dt.time(23, 59, 59, 999000), tzinfo=dt.UTC)  # the sample of that day end
+        X = rng.normal(size=(3000, width)) + shift
+        client.insert("daily_features", [(f"j{i}", as_of, list(map(float, x))) for i, x in enumerate(X)],
+                      column_names=drift.POPULATION_COLUMNS)  # fmt: skip
+    grid = {d: (d.toordinal() - dt.date(1970, 1, 1).toordinal() + 1) * DAY_MS - 1 for d in days}  # day ends
+
+    async def run() -> list[int]:
+        from aiokafka import AIOKafkaProducer
+
+        store = RedisStateStore.from_url(own.settings.redis_url)
+        producer = AIOKafkaProducer(bootstrap_servers=own.settings.kafka_bootstrap)
+        await producer.start()
+        champions = Champions(own.settings.registry_dir())
+        champions.refresh(force=True)
+        watch = DriftWatch.from_settings(
+            own.settings, store.redis, champions, lambda k, v: producer.send(own.settings.topic_alerts, v, key=k)
+        )
+        r = store.redis
+        started_ms = int(time.time() * 1000)
+        lateness = int(own.settings.label_lateness_s * 1000)
+        # every partition has passed day 4, but partition 1 still has a user due at day 3's end, and partition 3
+        # has applied no event yet
+        passed = grid[days[3]] + lateness
+        await r.zadd(WATERMARKS, {str(p): passed for p in range(own.settings.partitions) if p != 3})
+        await r.zadd(due_key(1), {"late-user": grid[days[2]]})
+        assert await watch.tick() == 0  # partition 3 may still bring users of any day
+        await r.zadd(WATERMARKS, {"3": passed})
+        runs = [await watch.tick()]  # complete through day 2: a new champion starts 30 days back (at day 1 here)
+        await r.hset(DRIFT_THRESHOLDS, mapping=Thresholds(psi_warn=0.1, psi_alert=50.0).to_fields())
+        await r.zrem(due_key(1), "late-user")
+        runs.append(await watch.tick())  # days 3 and 4, with the thresholds just set
+        runs.append(await watch.tick())  # nothing new
+        profile = watch.profile(ref)
+        assert profile is not None
+        # a job that died after sending day 4's alerts, before its mark: redone, it reads the topic back
+        await r.hset(DRIFT_SENDING, str(ref), f"{days[3]}|{started_ms}")
+        await watch.run_day(ref, profile, days[3])
+        watch.close()
+        await producer.stop()
+        await store.close()
+        return runs
+
+    try:
+        assert asyncio.run(run()) == [2, 2, 0]
+        rows = client.query(
+            "SELECT day, feature, psi, level FROM drift WHERE model = {m:String} AND version = {v:String}",
+            parameters={"m": ref.model, "v": ref.version},
+        ).result_rows
+        alerts = client.query("SELECT alert_id, feature, level, threshold, statistic FROM alerts").result_rows
+    finally:
+        client.close()
+    per_day = Counter(d for d, *_ in rows)
+    assert per_day == dict.fromkeys(days, width), "each complete day once, raw"
+    moved = {f: lvl for d, f, _, lvl in rows if d == days[3] and lvl not in ("ok", "trend")}
+    assert moved == {"page_views_7d": "warn"}, moved  # psi_alert was raised to 50: the shift only warns
+    assert all(lvl in ("ok", "trend") for d, _, _, lvl in rows if d != days[3])
+    assert [(f, lvl, t, s) for _, f, lvl, t, s in alerts] == [("page_views_7d", "warn", 0.1, "psi")], "one alert, raw"
+    sent = [m for batch in read_all(own.settings, [own.settings.topic_alerts]) for m in batch if m.error() is None]
+    assert [m.key().decode() for m in sent] == [alerts[0][0]], "sent once, also by a job redone after a crash"
+    assert orjson.loads(sent[0].value())["feature"] == "page_views_7d"
