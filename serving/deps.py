@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from churnstream.settings import Settings
 from features.store import StateStore
+from serving.alerting import ThresholdStore
 from serving.catalog import ModelCatalog
 from serving.keys import KeyStore
 from serving.services import Services
@@ -46,6 +47,10 @@ async def get_key_store(services: ServicesDep) -> KeyStore:
     return services.keys
 
 
+async def get_thresholds(services: ServicesDep) -> ThresholdStore:
+    return ThresholdStore(services.redis)
+
+
 def get_clickhouse(services: ServicesDep) -> Any:
     """The process's ClickHouse client; a plain ``def``, so that FastAPI calls it in its thread pool: the first
     call connects (embedded chDB opens its data path), which must not block the event loop."""
@@ -56,4 +61,5 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[StateStore, Depends(get_store)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
+ThresholdsDep = Annotated[ThresholdStore, Depends(get_thresholds)]
 ClickHouseDep = Annotated[Any, Depends(get_clickhouse)]  # a clickhouse-connect Client

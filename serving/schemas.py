@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from serving.status import Status, Trigger
 
@@ -115,3 +115,36 @@ class Promote(BaseModel):
 
 class Accepted(BaseModel):
     accepted: list[str] = Field(description="event_id of every event produced, in request order")
+
+
+class DriftThresholds(BaseModel):
+    """The thresholds every worker applies to drift (see docs/models.md#drift)."""
+
+    psi_warn: float = Field(0.1, gt=0, le=10, description="A PSI at or above this is `warn` (and alerts)")
+    psi_alert: float = Field(0.25, gt=0, le=10, description="A PSI at or above this is `alert`")
+    adwin_delta: float = Field(
+        0.002, gt=0, lt=1, description="ADWIN's confidence on the progressive-validation loss (smaller: fewer alerts)"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftThresholds:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError("psi_warn must not exceed psi_alert")
+        return self
+
+
+class Alert(BaseModel):
+    """A drift alert, as in ClickHouse ``alerts`` and on the Kafka topic ``alerts``."""
+
+    alert_id: str = Field(description="Stable id (the Kafka key): the same alert raised again has the same id")
+    raised_ms: int
+    task: str
+    model: str = Field(description="The champion's model name, or for `adwin` the model kind (`pretrained`, `online`)")
+    version: str
+    feature: str = Field(description="The feature; empty for the score's PSI and for a loss")
+    statistic: Literal["psi", "adwin"]
+    value: float = Field(description="The PSI, or for `adwin` the mean log loss after the change")
+    threshold: float = Field(description="The threshold crossed (`psi_warn`, `psi_alert` or `adwin_delta`)")
+    level: Literal["warn", "alert"]
+    window_start_ms: int = Field(description="The event time the statistic covers, from")
+    window_end_ms: int = Field(description="... to")

@@ -30,6 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence, Set
+from dataclasses import asdict
 from functools import partial
 from typing import Any, cast
 
@@ -45,7 +46,7 @@ from models.alerts import ALERT_COLUMNS, Alert, LossWatch, Thresholds, psi_alert
 from models.champions import Champions
 from models.drift import Profile
 from models.registry import ModelRef, ModelRejected
-from streams.metrics import ALERTS, DRIFT_DAYS
+from streams.metrics import ALERTS, DRIFT_DAYS, DRIFT_THRESHOLD
 from streams.readback import keys_since
 from streams.sinks import ClickHouseSink, Sink
 
@@ -133,6 +134,8 @@ class DriftWatch:
         returns the champion-days computed. A failure is logged and retried on the next tick."""
         try:
             self.thresholds = Thresholds.from_fields(await self.redis.hgetall(DRIFT_THRESHOLDS))
+            for name, value in asdict(self.thresholds).items():
+                DRIFT_THRESHOLD.labels(name).set(value)
             self.losses.retune(self.thresholds.adwin_delta)
             if pending := self.losses.take():
                 await self.alerts.raise_(pending)

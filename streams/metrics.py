@@ -39,3 +39,4 @@ ALIGNER_FORCED = Counter(
 )
 ALERTS = Counter("churnstream_alerts_total", "Drift alerts raised, by statistic and level", ["statistic", "level"])
 DRIFT_DAYS = Counter("churnstream_drift_days_total", "Days whose drift the daily drift job computed, per champion")
+DRIFT_THRESHOLD = Gauge("churnstream_drift_threshold", "Drift alert thresholds this worker applies now", ["name"])

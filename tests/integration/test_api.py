@@ -44,6 +44,9 @@ class Api:
         headers = {"Authorization": f"Bearer {self.keys[scope]}"} if scope else {}
         return self.client.post(path, headers=headers | kw.pop("headers", {}), **kw)  # type: ignore[arg-type,operator]
 
+    def put(self, path: str, scope: str, **kw: object) -> httpx.Response:
+        return self.client.put(path, headers={"X-API-Key": self.keys[scope]}, **kw)  # type: ignore[arg-type]
+
 
 @pytest.fixture(scope="module")
 def api(module_stack: StackHandle) -> Iterator[Api]:
@@ -248,6 +251,29 @@ def test_health_readiness_and_metrics(api: Api) -> None:
     ):
         assert name in text, name
     assert 'route="/v1/users/{user_id}/scores"' in text
+
+
+def test_drift_thresholds_are_set_by_an_admin_and_applied_by_the_worker(api: Api) -> None:
+    path = "/v1/admin/drift-thresholds"
+    assert api.get(path, "read").status_code == 403
+    assert api.put(path, "write", json={"psi_warn": 0.2}).status_code == 403
+    wanted = {"psi_warn": 0.15, "psi_alert": 0.4, "adwin_delta": 0.01 + time.time() % 1 / 1000}  # new in any order
+    assert api.put(path, "admin", json=wanted).json() == wanted
+    assert api.get(path, "admin").json() == wanted
+    for bad, field in (({"psi_warn": 0.5, "psi_alert": 0.3}, "psi_warn"), ({"adwin_delta": 2}, "adwin_delta")):
+        r = api.put(path, "admin", json=bad)
+        assert r.status_code == 422 and field in r.text, r.text
+    assert api.get(path, "admin").json() == wanted  # a refused change changes nothing
+    deadline, applied = time.monotonic() + 30, ""
+    while time.monotonic() < deadline:  # the worker in the same process reads them at its next drift tick
+        text = api.client.get("/metrics").text
+        applied = [line for line in text.splitlines() if line.startswith("churnstream_drift_threshold{")]
+        if f'churnstream_drift_threshold{{name="adwin_delta"}} {wanted["adwin_delta"]}' in applied:
+            break
+        time.sleep(0.5)
+    assert f'churnstream_drift_threshold{{name="psi_warn"}} {wanted["psi_warn"]}' in applied, applied
+    assert f'churnstream_drift_threshold{{name="adwin_delta"}} {wanted["adwin_delta"]}' in applied, applied
+    assert api.get("/v1/alerts").status_code == 200 and isinstance(api.get("/v1/alerts").json(), list)
 
 
 def test_openapi_has_no_5xx_under_property_based_calls(api: Api) -> None:
