@@ -40,6 +40,7 @@ ALERT_COLUMNS = (
     "alert_id", "raised_at", "task", "model", "version", "feature", "statistic", "value", "threshold", "level",
     "window_start", "window_end",
 )  # fmt: skip
+EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 ADWIN_DELTA = 0.002  # river's default: the confidence of a change
 
 
@@ -113,14 +114,24 @@ class Alert:
 
 def psi_alerts(drifts: Iterable[Any], thresholds: Thresholds) -> list[Alert]:
     """The alerts of a day's PSI report (:func:`models.population.report`, levelled with ``thresholds``): one per
-    statistic at ``warn`` or ``alert``, its window the day before the day end the sample was taken at."""
+    statistic at ``warn`` or ``alert``, its window the day whose end the sample was taken at.
+
+    >>> import datetime as dt
+    >>> from models.population import Drift
+    >>> day = dt.date(1970, 1, 3)
+    >>> report = [Drift(day, "churn", "m", "v", f, p, 9, lvl) for f, p, lvl in [("f", 0.3, "alert"), ("g", 0.0, "ok")]]
+    >>> [a] = psi_alerts(report, Thresholds())
+    >>> a.window_start_ms // DAY_MS, (a.window_end_ms + 1) // DAY_MS, a.threshold, a.alert_id
+    (2, 3, 0.25, 'psi:churn/m@v:f:259199999')
+    """
     out = []
     for d in drifts:
         if d.level in ("warn", "alert"):
-            end = (d.day.toordinal() - 719_163) * DAY_MS  # the sample's day end (epoch ms)
+            start = (d.day.toordinal() - EPOCH_ORDINAL) * DAY_MS  # the day, to its end: the sample's as-of
             limit = thresholds.psi_alert if d.level == "alert" else thresholds.psi_warn
-            version = d.version
-            out.append(Alert(d.task, d.model, version, d.feature, "psi", d.psi, limit, d.level, end - DAY_MS, end))
+            out.append(
+                Alert(d.task, d.model, d.version, d.feature, "psi", d.psi, limit, d.level, start, start + DAY_MS - 1)
+            )
     return out
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from core.tasks import TASKS
+from models.experiments import Experiment, Experiments
 from models.pretrained import Pretrained
 from models.registry import ModelRef, ModelRejected, Registry
 
@@ -22,6 +23,8 @@ class Champions:
         self.registry = Registry(root)
         self.interval_s = interval_s
         self.serving: dict[str, tuple[ModelRef, Pretrained]] = {}
+        self.experiments = Experiments(root)
+        self.trials: dict[str, tuple[Experiment, Pretrained]] = {}  # task -> its running experiment and challenger
         self._rejected: set[ModelRef] = set()
         self._checked = 0.0
 
@@ -44,6 +47,31 @@ class Champions:
                 continue
             self.serving[task] = (ref, model)
             log.warning("serving %s for %s", ref, task)
+        for task in TASKS:
+            self._refresh_trial(task)
+
+    def _refresh_trial(self, task: str) -> None:
+        exp = self.experiments.running(task)
+        current = self.trials.get(task)
+        if exp is None or exp.challenger in self._rejected:
+            if current is not None:
+                log.warning("experiment %s of %s ended", current[0].experiment_id, task)
+            self.trials.pop(task, None)
+            return
+        if current is not None and current[0] == exp:
+            return
+        try:
+            self.trials[task] = (exp, self.registry.load(exp.challenger))
+        except ModelRejected as exc:
+            self._rejected.add(exp.challenger)
+            log.error("challenger %s refused: %s; the champion alone scores", exp.challenger, exc)
+            self.trials.pop(task, None)
+            return
+        log.warning("experiment %s: %s against the champion of %s", exp.experiment_id, exp.challenger, task)
+
+    def trial(self, task: str) -> tuple[Experiment, Pretrained] | None:
+        """The task's running experiment and its challenger model (None: none runs)."""
+        return self.trials.get(task)
 
     def get(self, task: str) -> tuple[ModelRef, Pretrained] | None:
         return self.serving.get(task)

@@ -57,6 +57,7 @@ class Snapshot(msgspec.Struct, array_like=True):
     x: list[float]  # features in FEATURE_NAMES order
     scores: dict[str, float]  # model kind -> score made at as_of (for progressive validation)
     partition: int = 0
+    experiment: str = ""  # the experiment whose variants' scores (`champion`, `challenger`) are in ``scores``
 
 
 def resolve_by_event(task: str, snap: Snapshot, kind: str, ts_ms: int) -> int | None:

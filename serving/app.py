@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from churnstream.settings import Settings
 from serving.dashboard import pages as dashboard
 from serving.metrics import REQUEST_SECONDS
-from serving.routes import drift, events, exports, history, ops, scoring, users
+from serving.routes import drift, events, experiments, exports, history, ops, scoring, users
 from serving.services import Services
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (users, history, scoring, drift, exports, events, ops, dashboard):
+    for module in (users, history, scoring, experiments, drift, exports, events, ops, dashboard):
         app.include_router(module.router)
     dashboard.mount_static(app)
 

@@ -148,3 +148,38 @@ class Alert(BaseModel):
     level: Literal["warn", "alert"]
     window_start_ms: int = Field(description="The event time the statistic covers, from")
     window_end_ms: int = Field(description="... to")
+
+
+class ExperimentStart(Promote):
+    """The challenger (a model version in the registry) and how it meets the users."""
+
+    share: float = Field(0.1, gt=0, lt=1, description="Share of users assigned the challenger (a stable hash)")
+    mode: Literal["shadow", "served"] = Field(
+        "served", description="`served`: the challenger's users are served its score; `shadow`: it only scores"
+    )
+
+
+class ExperimentOut(BaseModel):
+    experiment_id: str
+    task: str
+    model: str = Field(description="The challenger")
+    version: str
+    share: float
+    mode: str
+    started_ms: int
+    ended_ms: int = Field(description="0 while it runs")
+    outcome: str = Field(description="`stopped` or `promoted` once ended")
+
+
+class ExperimentReport(BaseModel):
+    """Each variant on the same resolved labels (both score every user), and the paired bootstrap's 95 % intervals
+    of the differences, challenger minus champion."""
+
+    experiment: ExperimentOut
+    labels: int
+    positives: int
+    champion: dict[str, float | None]
+    challenger: dict[str, float | None]
+    auc_diff: dict[str, float] | None
+    log_loss_diff: dict[str, float] | None
+    significant: bool = Field(description="The AUC difference's 95 % interval excludes 0")

@@ -29,7 +29,10 @@ from models.online import DIGEST_MODULUS, Snapshot, label_hash
 from streams.sinks import Sink
 
 METRIC_COLUMNS = ("ts", "task", "model_kind", "model", "labels", "window", "roc_auc", "log_loss", "positive_rate")
-RESOLVED_COLUMNS = ("task", "model_kind", "user_id", "as_of", "horizon_end", "score", "label", "resolved_at")
+RESOLVED_COLUMNS = (
+    "task", "model_kind", "user_id", "as_of", "horizon_end", "score", "label", "resolved_at", "experiment",
+)  # fmt: skip
+VARIANT_KINDS = frozenset({"champion", "challenger"})  # an experiment's scores in a snapshot
 
 
 class Label(msgspec.Struct, array_like=True):
@@ -83,13 +86,17 @@ def resolved_rows(labels: Sequence[Label], watermark_ms: int) -> list[tuple[Any,
 
     >>> from models.online import Snapshot
     >>> resolved_rows([Label("purchase", "u1", Snapshot(0, [], {"pretrained": 0.25}), 1)], 9)
-    [('purchase', 'pretrained', 'u1', 0, 2592000000, 0.25, 1, 9)]
+    [('purchase', 'pretrained', 'u1', 0, 2592000000, 0.25, 1, 9, '')]
+    >>> snap = Snapshot(0, [], {"pretrained": 0.25, "champion": 0.25, "challenger": 0.5}, experiment="e1")
+    >>> [(r[1], r[-1]) for r in resolved_rows([Label("purchase", "u1", snap, 1)], 9)]
+    [('pretrained', ''), ('champion', 'e1'), ('challenger', 'e1')]
     """
     rows = []
     for lab in labels:
         end = lab.snap.as_of_ms + TASKS[lab.task].horizon_days * DAY_MS
         for kind, score in lab.snap.scores.items():
-            rows.append((lab.task, kind, lab.user_id, lab.snap.as_of_ms, end, score, lab.y, watermark_ms))
+            exp = lab.snap.experiment if kind in VARIANT_KINDS else ""
+            rows.append((lab.task, kind, lab.user_id, lab.snap.as_of_ms, end, score, lab.y, watermark_ms, exp))
     return rows
 
 

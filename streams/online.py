@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -61,6 +61,7 @@ class OnlineLearner:
         self.validation: dict[tuple[str, str], deque[tuple[int, float]]] = {}
         self.labels: dict[tuple[str, str], int] = {}
         self.losses: LossWatch | None = None  # set by the worker (streams.drift_watch)
+        self.experiment_of: Callable[[str], str] = lambda task: ""  # the task's running experiment (the worker's)
 
     # ---- scoring ----------------------------------------------------------------------------------------------
     def score(self, task: str, X: np.ndarray) -> list[float]:
@@ -138,7 +139,9 @@ class OnlineLearner:
             for u, (as_of, partition, x) in rows.items():
                 for task in TASKS:
                     if task not in pending[u]:
-                        pending[u][task] = Snapshot(as_of, x, scores.get(u, {}).get(task, {}), partition)
+                        taken_scores = scores.get(u, {}).get(task, {})
+                        exp = self.experiment_of(task) if "challenger" in taken_scores else ""
+                        pending[u][task] = Snapshot(as_of, x, taken_scores, partition, exp)
                         expiry = as_of + TASKS[task].horizon_days * DAY_MS
                         expiries.setdefault(partition, {})[f"{task}|{u}"] = expiry
                         taken[task] += 1

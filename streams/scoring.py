@@ -37,7 +37,32 @@ PREDICTION_COLUMNS = (
     "score",
     "trigger",
     "as_of",
+    "variant",
+    "experiment",
 )
+
+
+class ModelScores(NamedTuple):
+    """One model kind's scores of a batch's rows; ``model``, ``version`` and ``variant`` are one value for every row,
+    or (in an experiment, where each user is served their variant's score) one per row."""
+
+    task: str
+    kind: str  # pretrained (the score served) | online | shadow (an experiment's variant not served)
+    model: str | list[str]
+    version: str | list[str]
+    scores: list[float]
+    variant: str | list[str] = ""  # champion | challenger (an experiment's rows), else ''
+    experiment: str = ""
+
+    def at(self, field: str, i: int) -> str:
+        value = getattr(self, field)
+        return value[i] if isinstance(value, list) else value
+
+    def column(self, field: str, n: int, kept: list[int] | None = None) -> list[Any]:
+        value = getattr(self, field)
+        if not isinstance(value, list):
+            return [value] * n
+        return value if kept is None else [value[i] for i in kept]
 
 
 class EventRow(NamedTuple):
@@ -85,8 +110,13 @@ class Scorer:
     def __init__(self, champions: Champions, learner: OnlineLearner | None = None) -> None:
         self.champions, self.learner = champions, learner
 
-    def _models(self, X: np.ndarray) -> list[tuple[str, str, str, str, list[float]]]:
-        """(task, kind, model, version, scores) for every model that scores."""
+    def experiment_of(self, task: str) -> str:
+        """The id of the experiment the task's rows are scored under now ('' if none)."""
+        trial = self.champions.trial(task)
+        return trial[0].experiment_id if trial is not None else ""
+
+    def _models(self, X: np.ndarray, users: Sequence[str]) -> list[ModelScores]:
+        """The scores of every model kind that scores; with an experiment, both variants score every row."""
         self.champions.refresh()
         out = []
         for task in TASKS:
@@ -94,11 +124,35 @@ class Scorer:
             if champion is not None:
                 ref, model = champion
                 with SCORING_SECONDS.labels(task, "pretrained").time():
-                    out.append((task, "pretrained", ref.model, ref.version, model.predict_proba_many(X).tolist()))
+                    scores = model.predict_proba_many(X).tolist()
+                if (trial := self.champions.trial(task)) is None:
+                    out.append(ModelScores(task, "pretrained", ref.model, ref.version, scores))
+                else:
+                    out += self._experiment(task, ref.model, ref.version, scores, trial, X, users)
             if self.learner is not None:
                 online = self.learner.models[task]
                 with SCORING_SECONDS.labels(task, "online").time():
-                    out.append((task, "online", online.name, online.version, self.learner.score(task, X)))
+                    out.append(ModelScores(task, "online", online.name, online.version, self.learner.score(task, X)))
+        return out
+
+    @staticmethod
+    def _experiment(
+        task: str, model: str, version: str, champion: list[float], trial: Any, X: np.ndarray, users: Sequence[str]
+    ) -> list[ModelScores]:
+        """The served (``pretrained``) and the other (``shadow``) variant's scores, per user's assignment."""
+        exp, challenger_model = trial
+        with SCORING_SECONDS.labels(task, "challenger").time():
+            challenger = challenger_model.predict_proba_many(X).tolist()
+        names = {"champion": (model, version, champion), "challenger": (exp.model, exp.version, challenger)}
+        served = [exp.served(u) for u in users]
+        other = ["champion" if v == "challenger" else "challenger" for v in served]
+        out = []
+        for kind, variants in (("pretrained", served), ("shadow", other)):
+            rows = [names[v] for v in variants]
+            out.append(ModelScores(
+                task, kind, [r[0] for r in rows], [r[1] for r in rows], [r[2][i] for i, r in enumerate(rows)],
+                variants, exp.experiment_id,
+            ))  # fmt: skip
         return out
 
     def score(self, rows: Sequence[EventRow], written: Collection[str] = frozenset()) -> Scored:
@@ -116,23 +170,32 @@ class Scorer:
         kept = [i for i, r in enumerate(rows) if r.event.event_id not in written] if written else None
         keep = [rows[i] for i in kept] if kept is not None else rows
         last = {r.event.user_id: i for i, r in enumerate(rows)}  # each user's last row
-        models = self._models(X)
+        models = self._models(X, [r.event.user_id for r in rows])
         ids = [r.event.event_id for r in keep]
         users = [r.event.user_id for r in keep]
         ts = [r.event.ts_ms for r in keep]
         as_of = [r.as_of_ms for r in keep]
         n, k = len(keep), len(models)
         columns: list[list[Any]] = [ids * k, users * k, ts * k, [scored_at] * (n * k), [], [], [], [], [], [], []]
-        for task, kind, name, version, scores in models:
-            for col, value in zip(columns[4:8], (task, kind, name, version), strict=True):
-                col += [value] * n
-            columns[8] += scores if kept is None else [scores[i] for i in kept]
+        columns += [[], []]
+        for m in models:
+            columns[4] += [m.task] * n
+            columns[5] += [m.kind] * n
+            columns[6] += m.column("model", n, kept)
+            columns[7] += m.column("version", n, kept)
+            columns[8] += m.scores if kept is None else [m.scores[i] for i in kept]
+            columns[11] += m.column("variant", n, kept)
+            columns[12] += [m.experiment] * n
             for u, i in last.items():
                 r = rows[i]
-                out.cache.setdefault(u, {})[f"{task}:{kind}"] = cache_entry(
-                    scores[i], name, version, r.as_of_ms, "event", r.as_of_ms
-                )
-                out.scores.setdefault(u, {}).setdefault(task, {})[kind] = scores[i]
+                taken = out.scores.setdefault(u, {}).setdefault(m.task, {})  # for the label snapshots
+                if m.experiment:  # both variants' scores of every user: a paired comparison
+                    taken[m.at("variant", i)] = m.scores[i]
+                if m.kind != "shadow":  # the score served, also in the cache
+                    taken[m.kind] = m.scores[i]
+                    out.cache.setdefault(u, {})[f"{m.task}:{m.kind}"] = cache_entry(
+                        m.scores[i], m.at("model", i), m.at("version", i), r.as_of_ms, "event", r.as_of_ms
+                    )
         columns[9] = ["event"] * (n * k)
         columns[10] = as_of * k
         out.predictions = Columns(columns)
@@ -147,7 +210,7 @@ class Scorer:
         X = np.array([r.x for r in rows], dtype=np.float64)
         scored_at = int(time.time() * 1000)
         last = {r.user_id: i for i, r in enumerate(rows) if r.user_id in cache}
-        models = self._models(X)
+        models = self._models(X, [r.user_id for r in rows])
         n, k = len(rows), len(models)
         columns: list[list[Any]] = [
             [""] * (n * k),
@@ -161,15 +224,23 @@ class Scorer:
             [],
             ["time"] * (n * k),
             [r.as_of_ms for r in rows] * k,
+            [],
+            [],
         ]
-        for task, kind, name, version, scores in models:
-            for col, value in zip(columns[4:8], (task, kind, name, version), strict=True):
-                col += [value] * n
-            columns[8] += scores
+        for m in models:
+            columns[4] += [m.task] * n
+            columns[5] += [m.kind] * n
+            columns[6] += m.column("model", n)
+            columns[7] += m.column("version", n)
+            columns[8] += m.scores
+            columns[11] += m.column("variant", n)
+            columns[12] += [m.experiment] * n
+            if m.kind == "shadow":
+                continue
             for u, i in last.items():
                 r = rows[i]
-                out.cache.setdefault(u, {})[f"{task}:{kind}"] = cache_entry(
-                    scores[i], name, version, r.as_of_ms, "time", r.last_event_ms
+                out.cache.setdefault(u, {})[f"{m.task}:{m.kind}"] = cache_entry(
+                    m.scores[i], m.at("model", i), m.at("version", i), r.as_of_ms, "time", r.last_event_ms
                 )
         out.predictions = Columns(columns)
         return out

@@ -149,7 +149,7 @@ class Worker:
                 lateness_ms=int(settings.label_lateness_s * 1000),
             )
             self.scorer.learner = self.learner
-            self.learner.losses = self.drift.losses
+            self.learner.losses, self.learner.experiment_of = self.drift.losses, self.scorer.experiment_of
 
     async def process_ready(self) -> None:
         """Process the records the aligner releases, redoing the batch until every effect succeeded; then ack."""

@@ -18,6 +18,7 @@ from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
 from features.offline import accept, state_at
 from infra.processes import free_port
+from models.experiments import Experiment
 from models.pretrained import MODEL_NAMES
 from models.registry import Registry
 from simulation.generator import make_users, simulate
@@ -82,6 +83,9 @@ def baseline_champions(api: Api) -> None:
     """Every test starts with xgboost as each task's champion: the property-based test calls the admin endpoints
     with whatever the schema allows, promotions included, and tests run in random order."""
     for task in TASKS:
+        for exp in api.get(f"/v1/models/{task}/experiments").json():  # nor any experiment left running
+            if not exp["ended_ms"]:
+                api.post(f"/v1/models/{task}/experiments/{exp['experiment_id']}/stop", "admin")
         r = api.post(f"/v1/models/{task}/champion", "admin", json={"model": "xgboost"})
         assert r.status_code == 200 and r.json()["champion"] == "xgboost", r.text
 
@@ -274,6 +278,46 @@ def test_drift_thresholds_are_set_by_an_admin_and_applied_by_the_worker(api: Api
     assert f'churnstream_drift_threshold{{name="psi_warn"}} {wanted["psi_warn"]}' in applied, applied
     assert f'churnstream_drift_threshold{{name="adwin_delta"}} {wanted["adwin_delta"]}' in applied, applied
     assert api.get("/v1/alerts").status_code == 200 and isinstance(api.get("/v1/alerts").json(), list)
+
+
+def test_an_experiment_serves_each_user_their_variant_and_its_promotion_switches_the_champion(api: Api) -> None:
+    path = "/v1/models/churn/experiments"
+    assert api.post(path, "read", json={"model": "logreg", "share": 0.5}).status_code == 403
+    assert api.post(path, "admin", json={"model": "logreg", "share": 1.5}).status_code == 422
+    r = api.post(path, "admin", json={"model": "logreg", "share": 0.5, "mode": "served"})
+    assert r.status_code == 201, r.text
+    exp = Experiment.from_json(r.json())
+    assert api.post(path, "admin", json={"model": "svm", "share": 0.2}).status_code == 409  # one at a time
+    time.sleep(3)  # CHURNSTREAM_MODEL_RELOAD_S: the worker picks the experiment up
+    last = max(e["ts"] for e in api.events)
+    tag = f"x{time.time_ns() % 10**6}"
+    fresh = [
+        {"type": "page_view", "event_id": f"{tag}-{i}", "user_id": f"{tag}-u{i}", "ts": last + i, "page_type": "home"}
+        for i in range(40)
+    ]
+    r = api.post("/v1/events", "write", json=fresh)
+    assert r.status_code == 202, r.text
+    served: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    while len(served) < len(fresh) and time.monotonic() < deadline:
+        for e in fresh:
+            got = api.get(f"/v1/users/{e['user_id']}/scores")
+            if e["user_id"] not in served and got.status_code == 200:
+                served[e["user_id"]] = {s["model_kind"]: s for s in got.json()["scores"]["churn"]}["pretrained"][
+                    "model"
+                ]
+        time.sleep(0.5)
+    want = {u: "logreg" if exp.variant(u) == "challenger" else "xgboost" for u in served}
+    assert len(served) == len(fresh) and served == want, "each user is served their variant's score"
+    assert 5 < sum(m == "logreg" for m in want.values()) < 35
+    report = api.get(f"{path}/{exp.experiment_id}/report")
+    assert report.status_code == 200 and report.json()["experiment"]["experiment_id"] == exp.experiment_id
+    r = api.post(f"{path}/{exp.experiment_id}/promote", "admin")
+    assert r.status_code == 200 and r.json()["outcome"] == "promoted"
+    assert api.get("/v1/models").json()["churn"]["champion"] == "logreg"
+    assert api.post(f"{path}/{exp.experiment_id}/stop", "admin").status_code == 409  # ended
+    listed = api.get(path).json()
+    assert listed[0]["experiment_id"] == exp.experiment_id and listed[0]["ended_ms"] > 0
 
 
 def test_openapi_has_no_5xx_under_property_based_calls(api: Api) -> None:

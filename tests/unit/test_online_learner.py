@@ -120,7 +120,7 @@ async def drive(
     await client.aclose()
     sync = redis.Redis.from_url(url)
     models = {t: OnlineModel.loads(cast(bytes, sync.get(checkpoint_key(t, "logreg"))), KEY) for t in TASKS}
-    rows = {tuple(row[:-1]) for row in resolved.rows}  # not resolved_at: the watermark when it was learned
+    rows = {tuple(row[:7]) + tuple(row[8:]) for row in resolved.rows}  # not resolved_at: the watermark when learned
     return Outcome(
         {t: m.learned for t, m in models.items()}, {t: m.digest for t, m in models.items()}, rows, len(resolved.rows)
     )
