@@ -5,7 +5,8 @@ A fresh embedded ClickHouse (its own chDB path, the product's migrations) is fil
 purchases), ``predictions`` (every user scored five times per task, four by the champion and once online, at
 random times; a third time-triggered), which the product's
 materialised views copy into ``latest_scores`` and ``user_scores_daily`` as the worker's inserts do, plus
-``resolved_scores`` (two resolved labels per user, task and model kind), ``daily_features`` (a 10 % sample at
+``resolved_scores`` (two resolved labels per user, task and model kind, and an experiment's: every user's label
+scored by both variants), ``daily_features`` (a 10 % sample at
 30 day ends), ``model_metrics``, ``dead_letters``, ``drift`` (the daily drift job's rows of five champions per task
 over a year) and ``alerts``.
 Each query then runs ``repeats`` times after one warm-up run; every
@@ -48,6 +49,7 @@ PARAMS: dict[str, Any] = {
     "user_id": "u123456",
     "model": "xgboost",
     "version": "v4",
+    "experiment": "e1",
 }
 
 EVENTS = """
@@ -89,6 +91,13 @@ INSERT INTO model_metrics (ts, task, model_kind, model, labels, window, roc_auc,
 SELECT fromUnixTimestamp64Milli(toInt64({end} - (2000 - number) * 60000)), ['churn', 'purchase'][number % 2 + 1],
        'online', 'online:logreg', number * 100, 5000, 0.7 + (number % 100) / 1000, 0.5, 0.3
 FROM numbers(2000)"""
+EXPERIMENT = """
+INSERT INTO resolved_scores (task, model_kind, user_id, as_of, horizon_end, score, label, resolved_at, experiment)
+SELECT 'churn', if(number % 2 = 0, 'champion', 'challenger'), concat('u', toString(intDiv(number, 2) % {users})),
+       fromUnixTimestamp64Milli(toInt64({end} - 90 * 86400000 + intDiv(number, 2 * {users}) * 86400000)) AS a,
+       a + toIntervalDay(60), (cityHash64(number, 6) % 1000000) / 1e6 AS s,
+       toUInt8(cityHash64(intDiv(number, 2), 7) % 1000000 < 300000), fromUnixTimestamp64Milli(toInt64({end})), 'e1'
+FROM numbers({start}, {count})"""
 DRIFT = """
 INSERT INTO drift (day, task, model, version, feature, psi, rows, level, computed_at)
 SELECT toDate(fromUnixTimestamp64Milli(toInt64({end}))) - intDiv(number, 58 * 10) % 365 AS d,
@@ -129,6 +138,8 @@ def fill(client: Any, console: Console, users: int, events: int, predictions: in
             bar.advance(task, count)
     client.command(METRICS.format(end=END_MS))
     client.command(DEAD_LETTERS)
+    for start in range(0, 2 * users, CHUNK):  # an experiment: every user's label scored by both variants
+        client.command(EXPERIMENT.format(users=users, end=END_MS, start=start, count=min(CHUNK, 2 * users - start)))
     client.command(DRIFT.format(end=END_MS))  # the daily drift job's rows: 5 champions per task over a year
     client.command(ALERTS)
 

@@ -101,6 +101,13 @@ class ModelCatalog:
     async def get(self, task: str, name: str | None) -> LoadedModel:
         return await self.online(task) if name == "online" else self.pretrained(task, name)
 
+    def latest_experiments(self) -> dict[str, Any]:
+        """Each task's running experiment, else its latest ended one (None: none ever)."""
+        from models.experiments import Experiments
+
+        store = Experiments(self.registry.root)
+        return {t: store.running(t) or next(iter(store.history(t)[::-1]), None) for t in TASKS}
+
     def champions(self) -> dict[str, ModelRef | None]:
         """Each task's champion (None: none promoted)."""
         return self.refs()[1]

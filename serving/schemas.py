@@ -178,8 +178,10 @@ class ExperimentReport(BaseModel):
     experiment: ExperimentOut
     labels: int
     positives: int
-    champion: dict[str, float | None]
+    compared: int = Field(description="Labels the bootstrap resampled: a stable sample of at most 20,000")
+    champion: dict[str, float | None] = Field(description="labels, positives, roc_auc, log_loss, mean_score, observed")
     challenger: dict[str, float | None]
+    calibration: list[dict[str, float | str]] = Field(description="Per variant and score decile: predicted, observed")
     auc_diff: dict[str, float] | None
     log_loss_diff: dict[str, float] | None
     significant: bool = Field(description="The AUC difference's 95 % interval excludes 0")

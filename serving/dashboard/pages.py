@@ -64,7 +64,7 @@ def show(value: Any, kind: str = "number") -> str:
 templates.env.filters["show"] = show
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 PAGES = (("overview", "Overview"), ("at-risk", "At risk"), ("retention", "Retention"), ("quality", "Model quality"),
-         ("drift", "Drift"), ("health", "Pipeline health"))  # fmt: skip
+         ("drift", "Drift"), ("experiments", "Experiments"), ("health", "Pipeline health"))  # fmt: skip
 PAGE_SIZE = 50
 
 
@@ -229,6 +229,14 @@ async def drift_page(
 ) -> Any:
     data = await asyncio.to_thread(panels.drift_panel, await clickhouse(services), catalog.champions())
     return render(request, "drift", viewer, settings, data=data)
+
+
+@router.get("/experiments", response_class=HTMLResponse)
+async def experiments_page(
+    request: Request, viewer: ViewerDep, services: ServicesDep, settings: SettingsDep, catalog: CatalogDep
+) -> Any:
+    data = await asyncio.to_thread(panels.experiments_panel, await clickhouse(services), catalog.latest_experiments())
+    return render(request, "experiments", viewer, settings, data=data)
 
 
 @router.get("/health", response_class=HTMLResponse)

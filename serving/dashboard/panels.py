@@ -197,3 +197,25 @@ def drift_panel(client: Any, champions: dict[str, Any], show: int = 6) -> Page:
         tables["champion"][task] = {"model": str(ref), "day": days[-1] if days else None}
     tables["alerts"] = run(client, "alerts_recent")
     return {"charts": charts, "tables": tables}
+
+
+def experiments_panel(client: Any, experiments: dict[str, Any]) -> Page:
+    """Per task: its running (or latest) experiment, each variant's quality on the same resolved labels, whether
+    the difference is significant, and both variants' calibration."""
+    from serving.experiment_report import report
+
+    charts: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
+    for task, exp in experiments.items():
+        if exp is None:
+            continue
+        rep = report(client, exp)
+        tables[task] = rep
+        series: dict[str, list[Any]] = {
+            v: [{"x": r["predicted"], "y": r["observed"]} for r in rep["calibration"] if r["variant"] == v]
+            for v in ("champion", "challenger")
+        }
+        series["perfect"] = [{"x": 0, "y": 0}, {"x": 1, "y": 1}]
+        axis = "mean predicted probability"
+        charts[f"calibration_{task}"] = chart("scatter", [], series, show_line=True, x_title=axis)
+    return {"charts": charts, "tables": tables}

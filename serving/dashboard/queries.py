@@ -154,6 +154,29 @@ ORDER BY date, feature""",
 SELECT toString(raised_at) AS raised, task, model, version, feature, statistic, value, threshold, level,
        toString(window_start) AS window_start, toString(window_end) AS window_end
 FROM alerts FINAL ORDER BY raised_at DESC, alert_id LIMIT 20""",
+    # --- experiments: each variant on the same resolved labels (both score every user of the experiment); the
+    # bootstrap's pairs: a stable sample of at most 20,000 labels
+    "experiment_quality": """
+SELECT model_kind AS variant, count() AS labels, sum(label) AS positives,
+       round(arrayAUC(groupArray(score), groupArray(label)), 6) AS roc_auc,
+       round(avg(-(label * log(greatest(score, 1e-6)) + (1 - label) * log(greatest(1 - score, 1e-6)))), 6) AS log_loss,
+       round(avg(score), 6) AS mean_score, round(avg(label), 6) AS observed
+FROM resolved_scores FINAL
+WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
+GROUP BY variant ORDER BY variant""",
+    "experiment_calibration": """
+SELECT model_kind AS variant, least(toUInt8(floor(score * 10)), 9) AS decile, count() AS rows,
+       round(avg(score), 6) AS predicted, round(avg(label), 6) AS observed
+FROM resolved_scores FINAL
+WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
+GROUP BY variant, decile ORDER BY variant, decile""",
+    "experiment_pairs": """
+SELECT anyIf(score, model_kind = 'champion') AS champion, anyIf(score, model_kind = 'challenger') AS challenger,
+       any(label) AS label
+FROM resolved_scores FINAL
+WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
+GROUP BY user_id, as_of HAVING countDistinct(model_kind) = 2
+ORDER BY cityHash64(user_id, as_of) LIMIT 20000""",
     # --- pipeline health
     "throughput": """
 SELECT toString(toStartOfMinute(ingested_at)) AS minute, count() AS events FROM events

@@ -6,26 +6,18 @@ Workers pick an experiment up, or its end, within ``CHURNSTREAM_MODEL_RELOAD_S``
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 
-from models.comparison import compare
 from models.experiments import Experiment, Experiments
 from models.registry import ModelRef, ModelRejected
 from serving.auth import require
 from serving.deps import CatalogDep, ClickHouseDep
+from serving.experiment_report import report
 from serving.schemas import ExperimentOut, ExperimentReport, ExperimentStart, Task
 
 router = APIRouter(prefix="/v1/models/{task}/experiments", tags=["experiments"])
-
-LABELS = """
-SELECT user_id, as_of, anyIf(score, model_kind = 'champion'), anyIf(score, model_kind = 'challenger'), any(label)
-FROM resolved_scores FINAL
-WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
-GROUP BY user_id, as_of HAVING countDistinct(model_kind) = 2"""
 
 
 def experiments(catalog: Any) -> Experiments:
@@ -66,16 +58,10 @@ async def list_experiments(task: Task, catalog: CatalogDep) -> list[dict[str, An
 
 
 @router.get("/{experiment_id}/report", response_model=ExperimentReport, dependencies=[Depends(require("read"))])
-def report(task: Task, experiment_id: str, catalog: CatalogDep, clickhouse: ClickHouseDep) -> dict[str, Any]:
-    """Per-variant ROC-AUC, log loss and calibration on the labels resolved so far, computed from ClickHouse
-    ``resolved_scores``, and whether the difference is significant (paired bootstrap)."""
-    exp = found(catalog, task, experiment_id)
-    rows = clickhouse.query(LABELS, parameters={"task": task, "experiment": experiment_id}).result_rows
-    y = np.array([r[4] for r in rows], dtype=np.int8)
-    out = compare(y, np.array([r[2] for r in rows]), np.array([r[3] for r in rows]))
-    for variant in ("champion", "challenger"):
-        out[variant] = {k: (None if math.isnan(v) else v) for k, v in out[variant].items()}
-    return out | {"experiment": exp.to_json()}
+def experiment_report(task: Task, experiment_id: str, catalog: CatalogDep, clickhouse: ClickHouseDep) -> dict[str, Any]:
+    """Per-variant ROC-AUC, log loss and calibration on the labels resolved so far, computed in ClickHouse from
+    ``resolved_scores``, and whether the difference is significant (a paired bootstrap on the same labels)."""
+    return report(clickhouse, found(catalog, task, experiment_id))
 
 
 @router.post("/{experiment_id}/stop", response_model=ExperimentOut, dependencies=[Depends(require("admin"))])

@@ -1,9 +1,10 @@
 """A generated workload with faults, and the exact end-state checks every reliability test ends with:
 
 1. for every user, the features in Redis equal the offline recomputation from the same records;
-2. every valid event has exactly one ``events`` row and one prediction per (task, model kind) in ClickHouse, and
-   every user one time row per (day end, task, model kind) at which they are scored (:func:`expected_time_rows`),
-   counted raw: no ``FINAL``, no ``set()``, with background merges stopped on the test stack's tables
+2. every valid event has exactly one ``events`` row and one prediction per (task, model kind, variant) in
+   ClickHouse, and every user one time row per (day end, task, model kind, variant) at which they are scored
+   (:func:`expected_time_rows`; the variant is empty but while an experiment runs, :func:`model_rows`), counted
+   raw: no ``FINAL``, no ``set()``, with background merges stopped on the test stack's tables
    (:func:`stop_merges`), so a row written twice stays visible. With several chDB paths the rows are counted over
    their union. Where a test allows that a duplicate may still occur (a rebalance: see docs/reliability.md), it
    passes ``raw_exact=False``: then the rows after dedup (``FINAL``) must be exact, and the raw count is reported
@@ -35,6 +36,7 @@ from features import offline
 from features.compute import FEATURE_NAMES, features
 from features.state import UserState, apply, decode_state
 from infra import clickhouse_db
+from models.experiments import Experiment
 from simulation.generator import TOPIC_OF, Record, arrivals, make_users, simulate
 from streams.produce import produce_records
 from streams.scrape import Scrape
@@ -42,6 +44,7 @@ from tests.conftest import StackHandle
 
 KIND_OF = {v: k for k, v in TOPIC_OF.items()}
 MODEL_KINDS = ("pretrained", "online")
+OTHER = {"champion": "challenger", "challenger": "champion"}
 
 
 @dataclass
@@ -249,8 +252,8 @@ DAY = 86_400_000
 class Rows:
     """The ClickHouse rows of a workload: raw (every row as written) and counted after dedup (``FINAL``)."""
 
-    predictions: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (event_id, task, model_kind)
-    time_rows: Counter[tuple[str, int, str, str]] = field(default_factory=Counter)  # (user, as_of, task, kind)
+    predictions: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # (event, task, kind, variant)
+    time_rows: Counter[tuple[str, int, str, str, str]] = field(default_factory=Counter)  # (user, as_of, task, ...)
     events: Counter[str] = field(default_factory=Counter)
     predictions_final: int = 0
     events_final: int = 0
@@ -280,15 +283,15 @@ def clickhouse_rows(dsns: tuple[str, ...], prefix: str) -> Rows:
             rows.predictions.update(
                 tuple(r)  # type: ignore[misc]
                 for r in client.query(
-                    "SELECT event_id, task, model_kind FROM predictions "
+                    "SELECT event_id, task, model_kind, variant FROM predictions "
                     "WHERE startsWith(user_id, {p:String}) AND trigger = 'event'",
                     parameters=p,
                 ).result_rows
             )
             rows.time_rows.update(
-                (u, int(t), task, kind)
-                for u, t, task, kind in client.query(
-                    "SELECT user_id, toUnixTimestamp64Milli(as_of), task, model_kind FROM predictions "
+                (u, int(t), task, kind, variant)
+                for u, t, task, kind, variant in client.query(
+                    "SELECT user_id, toUnixTimestamp64Milli(as_of), task, model_kind, variant FROM predictions "
                     "WHERE startsWith(user_id, {p:String}) AND trigger = 'time'",
                     parameters=p,
                 ).result_rows
@@ -310,10 +313,28 @@ def clickhouse_rows(dsns: tuple[str, ...], prefix: str) -> Rows:
     return rows
 
 
+def model_rows(user: str, experiment: Experiment | None) -> list[tuple[str, str, str]]:
+    """(task, model kind, variant) of the prediction rows of one user's event or day end: with an experiment
+    running for a task, its ``pretrained`` row is the user's served variant and a ``shadow`` row the other."""
+    out = []
+    for task in TASKS:
+        if experiment is not None and experiment.task == task:
+            served = experiment.served(user)
+            out += [(task, "pretrained", served), (task, "shadow", OTHER[served]), (task, "online", "")]
+        else:
+            out += [(task, kind, "") for kind in MODEL_KINDS]
+    return out
+
+
 def assert_exact_end_state(
-    stack: StackHandle, wl: Workload, clickhouse_dsns: tuple[str, ...] = (), raw_exact: bool = True
+    stack: StackHandle,
+    wl: Workload,
+    clickhouse_dsns: tuple[str, ...] = (),
+    raw_exact: bool = True,
+    experiment: Experiment | None = None,
 ) -> None:
-    """The three end-state checks (module docstring); ClickHouse read from the stack's DSN and any others."""
+    """The three end-state checks (module docstring); ClickHouse read from the stack's DSN and any others. With an
+    ``experiment`` running throughout, one row per (event or day end, task, model kind, variant)."""
     in_order = delivered(stack.settings, wl.prefix)  # the input topics, read back once
     accepted = wl.accepted(in_order)
     # 1. features
@@ -332,11 +353,13 @@ def assert_exact_end_state(
     # 2. one prediction per (event, task, model kind), one events row per event: raw rows
     event_ids = [e.event_id for evs in accepted.values() for e in evs]
     assert len(event_ids) == len(set(event_ids)), "the offline acceptance keeps each event once"
-    want_predictions = Counter({(e, t, k): 1 for e in event_ids for t in TASKS for k in MODEL_KINDS})
+    want_predictions = Counter(
+        {(e.event_id, *row): 1 for u, evs in accepted.items() for e in evs for row in model_rows(u, experiment)}
+    )
     partition_of, clocks = partition_clocks(stack.settings, wl.records, wl.produced_at)
     lateness = int(stack.settings.label_lateness_s * 1000)
     due = expected_time_rows(accepted, partition_of, clocks, lateness)
-    want_times = Counter({(u, t, task, k): 1 for u, t in due for task in TASKS for k in MODEL_KINDS})
+    want_times = Counter({(u, t, *row): 1 for u, t in due for row in model_rows(u, experiment)})
     assert len(due) >= len(accepted), "most users must have time rows, or the check says little"
     rows = clickhouse_rows((stack.settings.clickhouse_dsn, *clickhouse_dsns), wl.prefix)
     print(f"end state of {wl.prefix}: {rows.report()}; {len(due)} (user, day end) time rows expected")

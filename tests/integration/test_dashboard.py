@@ -35,6 +35,7 @@ from infra import clickhouse_db
 from infra import stack as infra_stack
 from infra.processes import ManagedProcess, free_port
 from models import drift
+from models.experiments import Experiments
 from models.registry import Registry
 from serving.dashboard.queries import run
 from simulation.generator import arrivals, make_users, simulate
@@ -50,6 +51,7 @@ PAGES = {
     "retention": "/retention",
     "quality": "/quality",
     "drift": "/drift",
+    "experiments": "/experiments",
     "health": "/health",
 }
 THRESHOLDS = {"low": 0.3, "high": 0.7}  # the settings' default risk bands
@@ -93,7 +95,12 @@ def dash(module_stack: StackHandle) -> Iterator[Dash]:
     users = make_users(150, DAYS, 51, prefix=prefix, start_ms=START)
     gone = make_users(20, 30, 53, prefix=f"{prefix}gone-", start_ms=START)  # quiet after day 30: lapsed at the end
     events = simulate(users, DAYS, 51, start_ms=START) + simulate(gone, 30, 53, start_ms=START)
-    promote_trained(Registry(own.settings.registry_dir()), events)
+    registry = Registry(own.settings.registry_dir())
+    promote_trained(registry, events, every_days=5)  # the challenger: trained on fewer rows
+    challenger = registry.champion("churn")
+    promote_trained(registry, events)
+    assert challenger is not None and challenger != registry.champion("churn")
+    Experiments(registry.root).start(challenger, 0.5, "served")  # runs throughout the stream
     produce_records(own.settings, arrivals(sorted(events, key=lambda e: e["ts"]), 51, malformed=0.02))
     handle = Dash(own, free_port(), keys, prefix, ManagedProcess("dashboard", own.settings.dir("run") / "x.pid"))
     handle.start()
@@ -305,6 +312,10 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
     quality = charts(browser)
     open_page(browser, f"{dash.base}/drift")
     drift_charts = charts(browser)
+    open_page(browser, f"{dash.base}/experiments")
+    experiment_charts = charts(browser)
+    trs = browser.find_elements(By.CSS_SELECTOR, "table.experiment tbody tr")
+    variant_rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")[:4]] for tr in trs]
 
     client = dash.stopped_query()
     try:
@@ -346,6 +357,17 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         assert retention["active_churned"]["datasets"][0]["data"] == [r["active"] for r in weekly]
 
         registry = Registry(dash.stack.settings.registry_dir())
+        exp = Experiments(registry.root).running("churn")
+        assert exp is not None
+        quality_rows = run(client, "experiment_quality", task="churn", experiment=exp.experiment_id)
+        shown = [
+            [r["variant"], f"{r['labels']:,}", f"{r['roc_auc']:.4f}", f"{r['log_loss']:.4f}"] for r in quality_rows
+        ]
+        assert sorted(shown) == sorted(variant_rows) and [r[0] for r in variant_rows] == ["champion", "challenger"]
+        assert len(variant_rows) == 2 and quality_rows[0]["labels"] == quality_rows[1]["labels"] > 50  # paired
+        cal = run(client, "experiment_calibration", task="churn", experiment=exp.experiment_id)
+        shown_cal = experiment_charts["calibration_churn"]["datasets"]
+        assert [p["y"] for p in shown_cal[1]["data"]] == [r["observed"] for r in cal if r["variant"] == "challenger"]
         for task in ("churn", "purchase"):  # each charted PSI, recomputed here from the raw sample with numpy
             ref = registry.champion(task)
             assert ref is not None

@@ -21,6 +21,7 @@ import pytest
 from infra import clickhouse_db, kafka_broker, redis_server
 from infra import stack as infra_stack
 from infra.processes import ManagedProcess, free_port
+from models.experiments import Experiments
 from models.registry import Registry
 from streams.lag import group_lag
 from streams.scrape import Scrape
@@ -35,7 +36,7 @@ from tests.integration.endstate import (
     wait_progress,
 )
 from tests.integration.learning_check import assert_labels_learned_once, wait_learning_settled
-from tests.integration.support import promote_new
+from tests.integration.support import fit, promote_new
 
 pytestmark = pytest.mark.slow
 OUTAGE_S = 30
@@ -70,8 +71,11 @@ def watch_readyz(port: int, seconds: float) -> list[dict[str, object]]:
 
 
 def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> None:
-    """Also checks the online models: every label resolved was learned exactly once (learning_check)."""
+    """Also checks the online models: every label resolved was learned exactly once (learning_check); and runs a
+    churn champion/challenger experiment throughout: one row per (event or day end, task, model kind, variant)."""
     stack = own(stack, "crash")  # own topics, group, registry and Redis database (own label counters)
+    registry = Registry(stack.settings.registry_dir())
+    experiment = Experiments(registry.root).start(registry.save("churn", fit("logreg", 8), {}), 0.5, "served")  # type: ignore[arg-type]
     wl = Workload.generate("crash", users=4200, days=90, seed=21, activity=0.8)
     assert wl.events >= 200_000
     rng = random.Random(5)
@@ -90,7 +94,7 @@ def test_sigkill_five_times_while_200k_events_stream_in(stack: StackHandle) -> N
         proc.stop()
     learned = assert_labels_learned_once(stack.settings, wl)
     print(f"online labels: {learned}")
-    assert_exact_end_state(stack, wl)
+    assert_exact_end_state(stack, wl, experiment=experiment)
 
 
 @dataclass
