@@ -17,7 +17,7 @@ from churnstream.console import console
 from churnstream.settings import get_settings
 from features.cli import features_app
 from infra.cli import init, stack_app
-from models.cli import models_app, train
+from models.cli import models_app, retrain, train
 from serving.cli import keys_app
 
 app = typer.Typer(help="churnstream: real-time churn and purchase scoring from event streams.", no_args_is_help=True)
@@ -98,6 +98,7 @@ def demo(
 
 
 app.command()(train)
+app.command()(retrain)
 app.add_typer(stack_app, name="stack")
 app.add_typer(keys_app, name="keys")
 app.add_typer(features_app, name="features")

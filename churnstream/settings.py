@@ -132,6 +132,18 @@ class Settings(BaseSettings):
         description="What advances the rescoring watermark: `event` (event time only: a replay gives the same rows) "
         "or `wall` (also the wall clock, less the lateness, while a partition is caught up: for quiet live streams)",
     )
+    retrain_auc_margin: float = Field(
+        0.005, ge=0, description="Retraining: the ROC-AUC a new model must gain on the recent holdout (champion)"
+    )
+    retrain_calibration_slack: float = Field(
+        0.01, ge=0, description="Retraining: how much worse its calibration error may be than the champion's"
+    )
+    retrain_holdout_days: int = Field(
+        30, ge=1, description="Retraining: the recent holdout, in days before the labelled window ends"
+    )
+    retrain_share: float = Field(
+        0.1, gt=0, lt=1, description="Retraining: the share of users a new model failing the guardrails is served"
+    )
     online_metrics_s: float = Field(
         10.0, gt=0, description="How often live model quality goes to ClickHouse `model_metrics`"
     )

@@ -167,3 +167,46 @@ def models_drift(
             console.print(table)
     finally:
         client.close()
+
+
+def retrain(
+    task: str = typer.Option("", help="One task (default: both)"),
+    per_user: int = typer.Option(12, help="rows per training user, about (4x per validation and test user)"),
+    seed: int = typer.Option(0, help="random seed of the user split"),
+) -> None:
+    """Retrain the four models per task on the ClickHouse `events` history up to now and decide, by the guardrails
+    (CHURNSTREAM_RETRAIN_*), whether the best becomes the champion or a challenger. With embedded ClickHouse, run it
+    while no worker holds the data path."""
+    from core.tasks import TASKS
+    from features import offline
+    from infra import clickhouse_db
+    from models.retrain import Guardrails, retrain
+
+    settings = get_settings()
+    client = clickhouse_db.connect(settings.clickhouse_dsn)
+    try:
+        with console.status("reading the events history from ClickHouse"):
+            accepted = offline.read_clickhouse(client)
+    finally:
+        client.close()
+    events = sum(len(v) for v in accepted.values())
+    if not events:
+        console.print("[red]no events in ClickHouse yet[/]")
+        raise typer.Exit(1)
+    last = max(e.ts_ms for evs in accepted.values() for e in evs)
+    source = f"ClickHouse events: {events:,} events of {len(accepted):,} users up to {last} ms"
+    rails = Guardrails(
+        settings.retrain_auc_margin, settings.retrain_calibration_slack, settings.retrain_holdout_days,
+        settings.retrain_share,
+    )  # fmt: skip
+    tasks = (task,) if task else tuple(TASKS)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        step = bar.add_task("retraining", total=None)
+        records = retrain(
+            _registry(), accepted, source, rails, tasks, per_user=per_user, seed=seed,
+            progress=lambda msg: bar.update(step, description=msg),
+        )  # fmt: skip
+    for r in records:
+        console.print(f"{r['task']}: {r['status']}, {r.get('decision')}: {r.get('candidate', '')} ({r['reason']})")
+    if any(r["status"] == "failed" for r in records):
+        raise typer.Exit(1)

@@ -60,14 +60,18 @@ def train_task(
     resamples: int = 400,
     calendar: list[cutoffs.Cutoff] | None = None,
     grid_per_user: float | None = None,
+    sets: dataset.TrainingSet | None = None,
+    promote: bool = True,
 ) -> dict[str, Any]:
     """Train every model for ``task``, register each version, promote the best validation AUC. Returns a report.
 
     ``oracle``: the true probabilities of (users, as_of) rows, when known (simulated data); ``resamples``: bootstrap
-    resamples of the test users; ``calendar``: the test users' rows at the calendar cutoffs (built when not given).
+    resamples of the test users; ``calendar``: the test users' rows at the calendar cutoffs (built when not given);
+    ``sets``: the point-in-time sets, if built already; ``promote=False`` registers the best without promoting it
+    (``churnstream retrain`` decides).
     """
     progress(f"{task}: building the point-in-time data sets")
-    ts = dataset.build(accepted, task, per_user=per_user, seed=seed, grid_per_user=grid_per_user)
+    ts = sets or dataset.build(accepted, task, per_user=per_user, seed=seed, grid_per_user=grid_per_user)
     test = ts.test.only("event")  # the event-time test figures, as before the calendar rows
     report: dict[str, Any] = {
         "task": task,
@@ -120,7 +124,8 @@ def train_task(
         refs[name] = ref
     ranked = sorted(refs, key=lambda n: report["models"][n]["validation_roc_auc"], reverse=True)
     best = ranked[0]
-    registry.promote(refs[best])
+    if promote:
+        registry.promote(refs[best])
     report["champion"] = best
     report["runner_up"] = ranked[1] if len(ranked) > 1 else None
     progress(f"{task}: bootstrap intervals over {len(set(test.users)):,} test users ({resamples} resamples)")

@@ -1,23 +1,26 @@
 """An experiment's report, for the API and the dashboard: each variant's ROC-AUC, log loss and calibration computed
-in ClickHouse on the labels resolved so far (named queries ``experiment_quality`` and ``experiment_calibration``),
+from counts ClickHouse aggregates per score bin on the labels resolved so far (named query ``experiment_bins``),
 and the paired bootstrap of :mod:`models.comparison` on the same labels, which says whether the difference is
 significant."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from models.comparison import compare
+from models.comparison import compare, from_bins
 from models.experiments import Experiment
 from serving.dashboard.queries import run
 
 
 def report(client: Any, exp: Experiment) -> dict[str, Any]:
     params = {"task": exp.task, "experiment": exp.experiment_id}
-    quality = {r.pop("variant"): r for r in run(client, "experiment_quality", **params)}
-    pairs = run(client, "experiment_pairs", **params)
+    quality, calibration = from_bins(run(client, "experiment_bins", **params))
+    labels = max((q["labels"] for q in quality.values()), default=0)
+    per_million = min(1_000_000, math.ceil(1_000_000 * 25_000 / labels)) if labels else 1_000_000
+    pairs = run(client, "experiment_pairs", per_million=per_million, **params)
     y = np.array([r["label"] for r in pairs], dtype=np.int8)
     test = compare(y, np.array([r["champion"] for r in pairs]), np.array([r["challenger"] for r in pairs]))
     empty = {"labels": 0, "positives": 0, "roc_auc": None, "log_loss": None, "mean_score": None, "observed": None}
@@ -31,5 +34,5 @@ def report(client: Any, exp: Experiment) -> dict[str, Any]:
         "auc_diff": test["auc_diff"],
         "log_loss_diff": test["log_loss_diff"],
         "significant": test["significant"],
-        "calibration": run(client, "experiment_calibration", **params),
+        "calibration": calibration,
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -106,6 +106,13 @@ class ModelInfo(BaseModel):
 class TaskModels(BaseModel):
     champion: str | None
     models: list[ModelInfo]
+    experiment: dict[str, Any] | None = Field(None, description="The running champion/challenger experiment")
+    retrainings: list[dict[str, Any]] = Field(
+        [],
+        description="The latest retrainings (`churnstream retrain`), newest first: data window, fingerprint, metrics, "
+        "the decision (`champion`, `challenger`, `registered`) and its reason, or `failed`; `started` alone never "
+        "finished",
+    )
 
 
 class Promote(BaseModel):

@@ -154,27 +154,22 @@ ORDER BY date, feature""",
 SELECT toString(raised_at) AS raised, task, model, version, feature, statistic, value, threshold, level,
        toString(window_start) AS window_start, toString(window_end) AS window_end
 FROM alerts FINAL ORDER BY raised_at DESC, alert_id LIMIT 20""",
-    # --- experiments: each variant on the same resolved labels (both score every user of the experiment); the
-    # bootstrap's pairs: a stable sample of at most 20,000 labels
-    "experiment_quality": """
-SELECT model_kind AS variant, count() AS labels, sum(label) AS positives,
-       round(arrayAUC(groupArray(score), groupArray(label)), 6) AS roc_auc,
-       round(avg(-(label * log(greatest(score, 1e-6)) + (1 - label) * log(greatest(1 - score, 1e-6)))), 6) AS log_loss,
-       round(avg(score), 6) AS mean_score, round(avg(label), 6) AS observed
+    # --- experiments: each variant on the same resolved labels (both score every user of the experiment), as
+    # counts per score bin of 1/10,000 and label (models.comparison.from_bins); the bootstrap's pairs: a stable
+    # hash sample of about, and at most, 20,000 labels
+    "experiment_bins": """
+SELECT model_kind AS variant, label, least(toUInt16(floor(score * 10000)), 9999) AS bin, count() AS rows,
+       sum(score) AS score_sum,
+       sum(if(label = 1, -log(greatest(score, 1e-6)), -log(greatest(1 - score, 1e-6)))) AS loss_sum
 FROM resolved_scores FINAL
 WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
-GROUP BY variant ORDER BY variant""",
-    "experiment_calibration": """
-SELECT model_kind AS variant, least(toUInt8(floor(score * 10)), 9) AS decile, count() AS rows,
-       round(avg(score), 6) AS predicted, round(avg(label), 6) AS observed
-FROM resolved_scores FINAL
-WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
-GROUP BY variant, decile ORDER BY variant, decile""",
+GROUP BY variant, label, bin ORDER BY variant, label, bin""",
     "experiment_pairs": """
 SELECT anyIf(score, model_kind = 'champion') AS champion, anyIf(score, model_kind = 'challenger') AS challenger,
        any(label) AS label
 FROM resolved_scores FINAL
 WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
+  AND cityHash64(user_id, as_of) % 1000000 < {per_million:UInt32}
 GROUP BY user_id, as_of HAVING countDistinct(model_kind) = 2
 ORDER BY cityHash64(user_id, as_of) LIMIT 20000""",
     # --- pipeline health

@@ -35,6 +35,7 @@ from infra import clickhouse_db
 from infra import stack as infra_stack
 from infra.processes import ManagedProcess, free_port
 from models import drift
+from models.comparison import auc, from_bins
 from models.experiments import Experiments
 from models.registry import Registry
 from serving.dashboard.queries import run
@@ -359,13 +360,21 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         registry = Registry(dash.stack.settings.registry_dir())
         exp = Experiments(registry.root).running("churn")
         assert exp is not None
-        quality_rows = run(client, "experiment_quality", task="churn", experiment=exp.experiment_id)
+        variants, cal = from_bins(run(client, "experiment_bins", task="churn", experiment=exp.experiment_id))
+        quality_rows = [{"variant": v, **q} for v, q in variants.items()]
+        # the same figures from the raw rows, each variant's scores of the same labels
+        raw = client.query(
+            "SELECT model_kind, groupArray(score), groupArray(label) FROM resolved_scores FINAL"
+            " WHERE experiment = {e:String} GROUP BY model_kind",
+            parameters={"e": exp.experiment_id},
+        ).result_rows
+        for variant, scores, labels in raw:
+            assert abs(variants[variant]["roc_auc"] - auc(np.array(labels), np.array(scores))) < 1e-3, variant
         shown = [
             [r["variant"], f"{r['labels']:,}", f"{r['roc_auc']:.4f}", f"{r['log_loss']:.4f}"] for r in quality_rows
         ]
         assert sorted(shown) == sorted(variant_rows) and [r[0] for r in variant_rows] == ["champion", "challenger"]
         assert len(variant_rows) == 2 and quality_rows[0]["labels"] == quality_rows[1]["labels"] > 50  # paired
-        cal = run(client, "experiment_calibration", task="churn", experiment=exp.experiment_id)
         shown_cal = experiment_charts["calibration_churn"]["datasets"]
         assert [p["y"] for p in shown_cal[1]["data"]] == [r["observed"] for r in cal if r["variant"] == "challenger"]
         for task in ("churn", "purchase"):  # each charted PSI, recomputed here from the raw sample with numpy
