@@ -70,3 +70,11 @@ def reset_group_to_earliest(stack: StackHandle) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
+
+
+def own_clickhouse(stack: StackHandle, name: str) -> StackHandle:
+    """``stack`` with a ClickHouse of its own (an embedded chDB path beside the session's, schema applied)."""
+    from infra import stack as infra_stack
+
+    dsn = infra_stack.clickhouse_beside(stack.settings, f"{name}{time.time_ns() % 10**7}")
+    return StackHandle(stack.settings.model_copy(update={"clickhouse_dsn": dsn}), stack.env)

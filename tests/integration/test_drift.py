@@ -21,7 +21,6 @@ from features.schedule import due
 from features.state import UserState, apply, encode_state
 from features.store import RedisStateStore
 from infra import clickhouse_db
-from infra import stack as infra_stack
 from models import drift, population
 from models.alerts import Thresholds
 from models.champions import Champions
@@ -33,15 +32,10 @@ from streams.scoring import PREDICTION_COLUMNS, Scorer
 from streams.sinks import ClickHouseSink
 from tests.conftest import StackHandle
 from tests.integration.endstate import read_all
-from tests.integration.support import fit, promote_new
+from tests.integration.support import fit, own_clickhouse, promote_new
 
 START = 1_785_000_000_000 // DAY_MS * DAY_MS
 SAMPLE = 0.5
-
-
-def own_clickhouse(stack: StackHandle, name: str) -> StackHandle:
-    dsn = infra_stack.clickhouse_beside(stack.settings, f"{name}{time.time_ns() % 10**7}")
-    return StackHandle(stack.settings.model_copy(update={"clickhouse_dsn": dsn}), stack.env)
 
 
 def test_the_rescorer_writes_each_sampled_day_end_once_and_clickhouse_bins_it_as_numpy(

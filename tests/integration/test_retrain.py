@@ -20,8 +20,7 @@ from simulation.generator import make_users, simulate
 from streams.processor import BRONZE_COLUMNS, bronze_row
 from streams.records import RawRecord
 from tests.conftest import StackHandle
-from tests.integration.support import promote_new
-from tests.integration.test_drift import own_clickhouse
+from tests.integration.support import own_clickhouse, promote_new
 
 START = 1_760_000_000_000
 
@@ -43,6 +42,14 @@ def history(module_stack: StackHandle) -> StackHandle:
         client.close()
     env = own.env | {"CHURNSTREAM_CLICKHOUSE_DSN": own.settings.clickhouse_dsn}
     return StackHandle(own.settings, env)
+
+
+def history_of(stack: StackHandle) -> offline.Accepted:
+    client = clickhouse_db.connect(stack.settings.clickhouse_dsn)
+    try:
+        return offline.read_clickhouse(client)
+    finally:
+        client.close()
 
 
 def test_retrain_from_clickhouse_replaces_a_weak_champion_and_records_it(history: StackHandle) -> None:
@@ -67,11 +74,7 @@ def test_retrain_from_clickhouse_replaces_a_weak_champion_and_records_it(history
 def test_a_candidate_that_fails_the_guardrails_becomes_a_challenger(history: StackHandle) -> None:
     registry = Registry(history.settings.registry_dir() / "challenger")
     weak = promote_new(registry, "logreg", 4)
-    client = clickhouse_db.connect(history.settings.clickhouse_dsn)
-    try:
-        accepted = offline.read_clickhouse(client)
-    finally:
-        client.close()
+    accepted = history_of(history)
     (entry,) = retrain(registry, accepted, "test", Guardrails(auc_margin=1.0, share=0.2), ("purchase",), ("logreg",))
     assert entry["decision"] == "challenger" and "not better by 1.0" in entry["reason"], entry
     assert registry.champion("purchase") == weak["purchase"]  # the champion keeps serving
@@ -83,11 +86,7 @@ def test_a_candidate_that_fails_the_guardrails_becomes_a_challenger(history: Sta
 def test_a_retraining_that_fails_halfway_leaves_the_champion_serving(history: StackHandle) -> None:
     registry = Registry(history.settings.registry_dir() / "failing")
     weak = promote_new(registry, "logreg", 5)
-    client = clickhouse_db.connect(history.settings.clickhouse_dsn)
-    try:
-        accepted = offline.read_clickhouse(client)
-    finally:
-        client.close()
+    accepted = history_of(history)
     # the second model cannot be built: logreg is trained and registered, then the run fails
     (entry,) = retrain(registry, accepted, "test", tasks=("churn",), models=("logreg", "no-such-model"))
     assert entry["status"] == "failed" and "no-such-model" in entry["reason"], entry
