@@ -50,6 +50,7 @@ PARAMS: dict[str, Any] = {
     "model": "xgboost",
     "version": "v4",
     "experiment": "e1",
+    "per_million": 25_000,  # the report's sample for 1,000,000 labels: about 25,000 pairs, at most 20,000 kept
 }
 
 EVENTS = """

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         description="What advances the rescoring watermark: `event` (event time only: a replay gives the same rows) "
         "or `wall` (also the wall clock, less the lateness, while a partition is caught up: for quiet live streams)",
     )
+    retrain_every_s: int = Field(
+        0, ge=0, description="The worker starts `churnstream retrain` in a separate process this often (0: never)"
+    )
+    retrain_on_alert: bool = Field(
+        False, description="The worker also starts a retraining after a drift alert (level `alert`, PSI or ADWIN)"
+    )
     retrain_auc_margin: float = Field(
         0.005, ge=0, description="Retraining: the ROC-AUC a new model must gain on the recent holdout (champion)"
     )

@@ -24,6 +24,8 @@ cs:drift:thresholds (DRIFT_THRESHOLDS)    hash      API: admin            worker
 cs:drift:done (DRIFT_DONE)                hash      worker: drift watch   worker: drift watch         untagged
 cs:drift:lock (DRIFT_LOCK)                string    worker: drift watch   worker: drift watch         untagged
 cs:drift:sending (DRIFT_SENDING)          hash      worker: drift watch   worker: drift watch         untagged
+cs:retrain:last (RETRAIN_LAST)            string    worker: retraining    worker: retraining          untagged
+cs:retrain:asked (RETRAIN_ASKED)          string    worker: drift alerts  worker: retraining          untagged
 cs:dash:<sha256> (session_key)            string    API: dashboard login  API: dashboard              untagged
 cs:dlq:{<topic>} (ledger_key)             hash      worker: dead letters  worker: dead letters        the topic's (tag)
 cs:ch:{<topic>} (ledger_key)              hash      worker: ClickHouse    worker: ClickHouse          the topic's (tag)
@@ -141,6 +143,8 @@ API_KEYS = "cs:apikeys"  # hash: key id -> JSON record with the secret's SHA-256
 DRIFT_THRESHOLDS = "cs:drift:thresholds"  # hash: the drift alert thresholds set through the API (streams.drift_watch)
 DRIFT_DONE = "cs:drift:done"  # hash: champion -> the last day (ISO) the daily drift job finished for it
 DRIFT_SENDING = "cs:drift:sending"  # hash: champion -> "<day>|<unix ms>" while that day's alerts are sent
+RETRAIN_LAST = "cs:retrain:last"  # string: when (unix ms) the worker last started a scheduled retraining
+RETRAIN_ASKED = "cs:retrain:asked"  # string: why a retraining is asked for (a drift alert), until one starts
 DRIFT_LOCK = "cs:drift:lock"  # string with a TTL: the worker running the daily drift job now
 
 

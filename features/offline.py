@@ -109,12 +109,16 @@ def read_csv(path: Path) -> Iterator[tuple[str, bytes]]:
             yield str(event.get("type", "")), orjson.dumps(event)
 
 
-def read_clickhouse(client: Any, user_ids: Sequence[str] | None = None) -> Accepted:
-    """Accepted events from the ClickHouse ``events`` table (one row per event after FINAL)."""
+EXPORT_COLUMNS = "user_id, event_type, event_id, ts, product_id, action, amount, category, items"
+
+
+def read_clickhouse(client: Any, user_ids: Sequence[str] | None = None, source: str = "events FINAL") -> Accepted:
+    """Accepted events from the ClickHouse ``events`` table (one row per event after FINAL), or from ``source``,
+    another table expression with the :data:`EXPORT_COLUMNS` (a file the worker exported: ``file(path, Native)``)."""
     where = "WHERE user_id IN {users:Array(String)}" if user_ids is not None else ""
     rows = client.query(
         "SELECT user_id, event_type, event_id, toUnixTimestamp64Milli(ts), product_id != '', action, amount, "
-        f"category, items FROM events FINAL {where} ORDER BY user_id, ts",
+        f"category, items FROM {source} {where} ORDER BY user_id, ts",
         parameters={"users": list(user_ids)} if user_ids is not None else None,
     ).result_rows
     out: defaultdict[str, list[Event]] = defaultdict(list)

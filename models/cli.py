@@ -173,22 +173,29 @@ def retrain(
     task: str = typer.Option("", help="One task (default: both)"),
     per_user: int = typer.Option(12, help="rows per training user, about (4x per validation and test user)"),
     seed: int = typer.Option(0, help="random seed of the user split"),
+    events_file: Path | None = typer.Option(None, help="read the history from this Native file (a worker's export)"),
 ) -> None:
     """Retrain the four models per task on the ClickHouse `events` history up to now and decide, by the guardrails
     (CHURNSTREAM_RETRAIN_*), whether the best becomes the champion or a challenger. With embedded ClickHouse, run it
     while no worker holds the data path."""
+    import tempfile
+
     from core.tasks import TASKS
     from features import offline
     from infra import clickhouse_db
     from models.retrain import Guardrails, retrain
 
     settings = get_settings()
-    client = clickhouse_db.connect(settings.clickhouse_dsn)
+    scratch = tempfile.TemporaryDirectory() if events_file else None  # a chDB of its own, to read the file
+    client = clickhouse_db.connect(f"chdb://{scratch.name}" if scratch else settings.clickhouse_dsn)
     try:
         with console.status("reading the events history from ClickHouse"):
-            accepted = offline.read_clickhouse(client)
+            source = f"file('{events_file}', 'Native')" if events_file else "events FINAL"
+            accepted = offline.read_clickhouse(client, source=source)
     finally:
         client.close()
+        if scratch is not None:
+            scratch.cleanup()
     events = sum(len(v) for v in accepted.values())
     if not events:
         console.print("[red]no events in ClickHouse yet[/]")

@@ -28,6 +28,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import asdict
@@ -48,6 +49,7 @@ from models.drift import Profile
 from models.registry import ModelRef, ModelRejected
 from streams.metrics import ALERTS, DRIFT_DAYS, DRIFT_THRESHOLD
 from streams.readback import keys_since
+from streams.retrain_schedule import RetrainSchedule
 from streams.sinks import ClickHouseSink, Sink
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class DriftWatch:
         lateness_ms: int = DAY_MS,
         wall_clock: bool = False,
         lease_ms: int = 60_000,
+        schedule: RetrainSchedule | None = None,
     ) -> None:
         self.redis, self.champions, self.drift, self.alerts = redis, champions, drift, alerts
         self.name, self.lateness_ms, self.wall_clock, self.lease_ms = name, lateness_ms, wall_clock, lease_ms
@@ -109,14 +112,16 @@ class DriftWatch:
         self.thresholds = Thresholds()
         self.losses = LossWatch(self.thresholds.adwin_delta)  # the online learner feeds it
         self.profiles: dict[ModelRef, Profile | None] = {}
+        self.schedule = schedule  # retraining on a schedule or after an alert, by the lease holder
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: aioredis.Redis, champions: Champions, send: Send) -> DriftWatch:
         dsn = settings.clickhouse_dsn
+        drift = ClickHouseSink(dsn, "drift", DRIFT_COLUMNS)
         return cls(
             redis,
             champions,
-            ClickHouseSink(dsn, "drift", DRIFT_COLUMNS),
+            drift,
             AlertSink(
                 ClickHouseSink(dsn, "alerts", ALERT_COLUMNS),
                 send,
@@ -126,6 +131,7 @@ class DriftWatch:
             partitions=settings.partitions,
             lateness_ms=int(settings.label_lateness_s * 1000),
             wall_clock=settings.clock == "wall",
+            schedule=RetrainSchedule(settings, redis, drift, os.environ),
         )
 
     # ---- every worker ---------------------------------------------------------------------------------------------
@@ -139,7 +145,13 @@ class DriftWatch:
             self.losses.retune(self.thresholds.adwin_delta)
             if pending := self.losses.take():
                 await self.alerts.raise_(pending)
-            return await self.run() if await self.lease() else 0
+                await self.ask_retraining(pending)
+            if not await self.lease():
+                return 0
+            done = await self.run()
+            if self.schedule is not None:
+                await self.schedule.tick()
+            return done
         except Exception:
             log.exception("the drift job failed; retrying on the next tick")
             return 0
@@ -204,6 +216,7 @@ class DriftWatch:
         rows = [(d.day, d.task, d.model, d.version, d.feature, d.psi, d.rows, d.level, now) for d in report]
         await self.drift.write(rows, f"drift:{ref}:{day}")
         alerts = psi_alerts(report, self.thresholds)
+        await self.ask_retraining(alerts)
         sent: set[bytes] = set()
         started = await self.redis.hget(DRIFT_SENDING, str(ref))
         if started is not None and text(started).startswith(f"{day}|"):
@@ -217,6 +230,10 @@ class DriftWatch:
             await pipe.execute()
         DRIFT_DAYS.inc()
         return alerts
+
+    async def ask_retraining(self, alerts: Sequence[Alert]) -> None:
+        if self.schedule is not None and (worst := [a for a in alerts if a.level == "alert"]):
+            await self.schedule.ask(f"{len(worst)} drift alerts, e.g. {worst[0].alert_id}")
 
     def profile(self, ref: ModelRef) -> Profile | None:
         """The training profile in the champion's ``meta.json`` (None: trained before profiles existed)."""

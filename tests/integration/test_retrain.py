@@ -5,6 +5,7 @@ recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -12,6 +13,7 @@ import pytest
 
 from core.contracts import Event, decode
 from features import offline
+from features.store import RedisStateStore
 from infra import clickhouse_db
 from models.experiments import Experiments
 from models.registry import Registry
@@ -19,6 +21,8 @@ from models.retrain import Guardrails, retrain, retrainings
 from simulation.generator import make_users, simulate
 from streams.processor import BRONZE_COLUMNS, bronze_row
 from streams.records import RawRecord
+from streams.retrain_schedule import RetrainSchedule
+from streams.sinks import ClickHouseSink
 from tests.conftest import StackHandle
 from tests.integration.support import own_clickhouse, promote_new
 
@@ -95,3 +99,31 @@ def test_a_retraining_that_fails_halfway_leaves_the_champion_serving(history: St
     assert Experiments(registry.root).running("churn") is None
     lines = (registry.root / "retrainings.jsonl").read_text().splitlines()
     assert [orjson.loads(line)["status"] for line in lines] == ["started", "failed"]
+
+
+def test_the_worker_s_schedule_starts_a_retraining_in_a_child_process(history: StackHandle) -> None:
+    """Due on its schedule (or when an alert asked), the drift lease holder exports the history (embedded
+    ClickHouse: the child cannot open the data path) and starts ``churnstream retrain``; one at a time."""
+    models_dir = history.settings.registry_dir() / "scheduled"
+    settings = history.settings.model_copy(update={"retrain_every_s": 3600, "models_dir": models_dir})
+    env = history.env | {"CHURNSTREAM_MODELS_DIR": str(models_dir)}
+    promote_new(Registry(models_dir), "logreg", 6)
+
+    async def run() -> tuple[bool, bool, int, bool]:
+        store = RedisStateStore.from_url(settings.redis_url)
+        reader = ClickHouseSink(settings.clickhouse_dsn, "events", ())
+        schedule = RetrainSchedule(settings, store.redis, reader, env)
+        started = await schedule.tick()
+        again = await schedule.tick()  # one at a time
+        assert schedule.proc is not None
+        code = await asyncio.wait_for(schedule.proc.wait(), 900)
+        not_due = await schedule.due() is None  # the next is an hour away
+        reader.close()
+        await store.close()
+        return started, again, code, not_due
+
+    started, again, code, not_due = asyncio.run(run())
+    log = (settings.dir("logs") / "retrain.log").read_text()[-3000:]
+    assert (started, again, code, not_due) == (True, False, 0, True), log
+    done = retrainings(models_dir)
+    assert {r["task"] for r in done} == {"churn", "purchase"} and all(r["status"] == "finished" for r in done), done
