@@ -9,7 +9,7 @@ second now, and freshness.
 The score a panel reads is each user's latest by ``as_of`` from the champion (``model_kind = 'pretrained'``).
 
 >>> sorted(QUERIES)[:3]
-['active_churned_weekly', 'at_risk_count', 'at_risk_page']
+['active_churned_weekly', 'alerts_recent', 'at_risk_count']
 >>> all("{" not in name for name in QUERIES)
 True
 """
