@@ -18,10 +18,13 @@ False
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+
+from models.evaluate import bootstrap
 
 EPS = 1e-6
 
@@ -118,29 +121,28 @@ def from_bins(rows: list[dict[str, Any]], bins: int = 10_000) -> tuple[dict[str,
     return out, calibration
 
 
-def _interval(values: np.ndarray, point: float) -> dict[str, float]:
-    low, high = np.nanpercentile(values, [2.5, 97.5])
-    return {"diff": round(point, 6), "low": round(float(low), 6), "high": round(float(high), 6)}
-
-
 def compare(
-    y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, n_boot: int = 500, seed: int = 0
+    y: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Each variant's quality on the same labels and the paired bootstrap's 95 % intervals of the differences;
-    ``significant``: the AUC difference's interval excludes 0."""
+    """Each variant's quality on the same labels and the paired bootstrap's 95 % intervals of the differences
+    (:func:`models.evaluate.bootstrap`, resampling ``groups``: the users, whose labels are not independent; each
+    label its own group if not given); ``significant``: the ROC-AUC difference's interval excludes 0."""
     y = np.asarray(y, dtype=np.int8)
     a, b = np.asarray(champion, dtype=np.float64), np.asarray(challenger, dtype=np.float64)
     out: dict[str, Any] = {"labels": len(y), "positives": int(y.sum())}
     out["champion"], out["challenger"] = quality(y, a), quality(y, b)
     if len(y) < 20 or not 0 < y.sum() < len(y):
         return out | {"significant": False, "auc_diff": None, "log_loss_diff": None}
-    rng = np.random.default_rng(seed)
-    auc_diffs, loss_diffs = np.empty(n_boot), np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        auc_diffs[i] = auc(y[idx], b[idx]) - auc(y[idx], a[idx])
-        loss_diffs[i] = log_loss(y[idx], b[idx]) - log_loss(y[idx], a[idx])
-    out["auc_diff"] = _interval(auc_diffs, out["challenger"]["roc_auc"] - out["champion"]["roc_auc"])
-    out["log_loss_diff"] = _interval(loss_diffs, out["challenger"]["log_loss"] - out["champion"]["log_loss"])
-    out["significant"] = bool(out["auc_diff"]["low"] > 0 or out["auc_diff"]["high"] < 0)
+    units = np.arange(len(y)) if groups is None else groups
+    ci = bootstrap({"champion": a, "challenger": b}, y, units, n_boot, seed, pairs=[("challenger", "champion")])
+    diff = ci["challenger - champion"]
+    for key, metric in (("auc_diff", "roc_auc"), ("log_loss_diff", "log_loss")):
+        d = diff[metric]
+        out[key] = {"diff": round(d["value"], 6), "low": round(d["low"], 6), "high": round(d["high"], 6)}
+    out["significant"] = not diff["roc_auc"]["within_noise"]
     return out

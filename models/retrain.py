@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,14 +83,19 @@ def holdout(ts: dataset.TrainingSet, days: int) -> dataset.Split:
 
 
 def judge(
-    y: np.ndarray, candidate: np.ndarray, champion: np.ndarray | None, features_ok: bool, rails: Guardrails
+    y: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray | None,
+    features_ok: bool,
+    rails: Guardrails,
+    users: Sequence[str] | None = None,
 ) -> tuple[bool, str, dict[str, Any]]:
     """(passes, the reason, the holdout figures) for a candidate against the champion."""
     if not features_ok:
         return False, "its feature list is not the one the state computes", {}
     if champion is None:
         return True, "no champion serves this task", {"candidate_calibration_error": calibration_error(y, candidate)}
-    cmp = compare(y, champion=champion, challenger=candidate)
+    cmp = compare(y, champion=champion, challenger=candidate, groups=users)
     figures = {
         "candidate": cmp["challenger"],
         "champion": cmp["champion"],
@@ -174,7 +179,7 @@ def _retrain_task(
             champion_scores = None  # a champion that does not load is no bar
     features_ok = tuple(registry.meta(candidate).get("feature_names", ())) == FEATURE_NAMES
     cand_scores = registry.load(candidate).predict_proba_many(held.X)
-    passed, reason, figures = judge(held.y, cand_scores, champion_scores, features_ok, rails)
+    passed, reason, figures = judge(held.y, cand_scores, champion_scores, features_ok, rails, held.users)
     entry: dict[str, Any] = {
         "window": ts.window,
         "fingerprint": ts.fingerprint,

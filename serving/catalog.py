@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from core.keys import checkpoint_key
 from core.tasks import TASKS
+from models.experiments import Experiments
 from models.online import OnlineModel
 from models.pretrained import MODEL_NAMES, Pretrained
 from models.protocol import ScoringModel
@@ -101,11 +102,14 @@ class ModelCatalog:
     async def get(self, task: str, name: str | None) -> LoadedModel:
         return await self.online(task) if name == "online" else self.pretrained(task, name)
 
+    @property
+    def experiments(self) -> Experiments:
+        """The registry's champion/challenger experiments."""
+        return Experiments(self.registry.root)
+
     def latest_experiments(self) -> dict[str, Any]:
         """Each task's running experiment, else its latest ended one (None: none ever)."""
-        from models.experiments import Experiments
-
-        store = Experiments(self.registry.root)
+        store = self.experiments
         return {t: store.running(t) or next(iter(store.history(t)[::-1]), None) for t in TASKS}
 
     def champions(self) -> dict[str, ModelRef | None]:

@@ -22,7 +22,8 @@ def report(client: Any, exp: Experiment) -> dict[str, Any]:
     per_million = min(1_000_000, math.ceil(1_000_000 * 25_000 / labels)) if labels else 1_000_000
     pairs = run(client, "experiment_pairs", per_million=per_million, **params)
     y = np.array([r["label"] for r in pairs], dtype=np.int8)
-    test = compare(y, np.array([r["champion"] for r in pairs]), np.array([r["challenger"] for r in pairs]))
+    champion, challenger = np.array([r["champion"] for r in pairs]), np.array([r["challenger"] for r in pairs])
+    test = compare(y, champion, challenger, groups=[r["user_id"] for r in pairs])
     empty = {"labels": 0, "positives": 0, "roc_auc": None, "log_loss": None, "mean_score": None, "observed": None}
     return {
         "experiment": exp.to_json(),

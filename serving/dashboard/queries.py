@@ -165,8 +165,8 @@ FROM resolved_scores FINAL
 WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
 GROUP BY variant, label, bin ORDER BY variant, label, bin""",
     "experiment_pairs": """
-SELECT anyIf(score, model_kind = 'champion') AS champion, anyIf(score, model_kind = 'challenger') AS challenger,
-       any(label) AS label
+SELECT user_id, anyIf(score, model_kind = 'champion') AS champion,
+       anyIf(score, model_kind = 'challenger') AS challenger, any(label) AS label
 FROM resolved_scores FINAL
 WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind IN ('champion', 'challenger')
   AND cityHash64(user_id, as_of) % 1000000 < {per_million:UInt32}

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from models.experiments import Experiment, Experiments
+from models.experiments import Experiment
 from models.registry import ModelRef, ModelRejected
 from serving.auth import require
 from serving.deps import CatalogDep, ClickHouseDep
@@ -20,12 +20,8 @@ from serving.schemas import ExperimentOut, ExperimentReport, ExperimentStart, Ta
 router = APIRouter(prefix="/v1/models/{task}/experiments", tags=["experiments"])
 
 
-def experiments(catalog: Any) -> Experiments:
-    return Experiments(catalog.registry.root)
-
-
 def found(catalog: Any, task: str, experiment_id: str) -> Experiment:
-    exp = experiments(catalog).find(task, experiment_id)
+    exp = catalog.experiments.find(task, experiment_id)
     if exp is None:
         raise HTTPException(404, f"{task}: no experiment {experiment_id}")
     return exp
@@ -43,7 +39,7 @@ async def start(task: Task, body: ExperimentStart, catalog: CatalogDep) -> dict[
         raise HTTPException(409, f"{ref} is the champion already")
     try:
         await asyncio.to_thread(registry.load, ref)
-        exp = experiments(catalog).start(ref, body.share, body.mode)
+        exp = catalog.experiments.start(ref, body.share, body.mode)
     except (ModelRejected, ValueError) as exc:
         raise HTTPException(409, str(exc)) from exc
     return exp.to_json()
@@ -52,7 +48,7 @@ async def start(task: Task, body: ExperimentStart, catalog: CatalogDep) -> dict[
 @router.get("", response_model=list[ExperimentOut], dependencies=[Depends(require("read"))])
 async def list_experiments(task: Task, catalog: CatalogDep) -> list[dict[str, Any]]:
     """The running experiment first (if any), then the ended ones, newest first."""
-    store = experiments(catalog)
+    store = catalog.experiments
     running = store.running(task)
     return [e.to_json() for e in ([running] if running else []) + store.history(task)[::-1]]
 
@@ -88,6 +84,6 @@ def _end(catalog: Any, task: str, experiment_id: str, outcome: str) -> Experimen
     exp = found(catalog, task, experiment_id)
     if exp.ended_ms:
         raise HTTPException(409, f"experiment {experiment_id} ended ({exp.outcome})")
-    ended = experiments(catalog).end(task, outcome)
+    ended = catalog.experiments.end(task, outcome)
     assert ended is not None
     return ended

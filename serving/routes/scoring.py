@@ -17,7 +17,6 @@ from churnstream.settings import Settings
 from core.contracts import validate_user_id
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
-from models.experiments import Experiments
 from models.registry import ModelRef, ModelRejected
 from models.retrain import retrainings
 from serving.auth import require
@@ -205,7 +204,7 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> dict[str, A
         except ModelUnavailable:
             pass
         champion = next((m["name"] for m in models if m["champion"]), None)
-        running = Experiments(catalog.registry.root).running(task)
+        running = catalog.experiments.running(task)
         history = [r for r in retrainings(catalog.registry.root) if r["task"] == task][:10]
         out[task] = {
             "champion": champion,
