@@ -70,8 +70,8 @@ class Dash:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/dashboard"
 
-    def start(self) -> None:
-        env = {"CHURNSTREAM_API_PORT": str(self.port), "CHURNSTREAM_DASHBOARD_REFRESH_S": "1"}
+    def start(self, **more: str) -> None:
+        env = {"CHURNSTREAM_API_PORT": str(self.port), "CHURNSTREAM_DASHBOARD_REFRESH_S": "1", **more}
         env["CHURNSTREAM_ONLINE_CHECKPOINT_S"] = "1"  # resolved scores reach ClickHouse with each checkpoint
         env["CHURNSTREAM_DRIFT_SAMPLE"] = "0.5"  # a live sample of some 85 users for the drift page
         env["CHURNSTREAM_DRIFT_CHECK_S"] = "1"
@@ -237,6 +237,26 @@ def test_a_wrong_key_or_one_without_read_is_refused_and_nothing_shows_without_a_
         assert lines[0].startswith("user_id,score,band,") and len(lines) - 1 == total > 50  # more than a page
         client.post("/logout")
         assert client.get("/data/overview").status_code == 401
+
+
+def test_with_open_reads_the_pages_show_without_a_login(dash: Dash) -> None:
+    """``CHURNSTREAM_API_OPEN_READS=true`` opens the dashboard (and the read endpoints); the default does not."""
+    dash.proc.stop()
+    dash.start(CHURNSTREAM_API_OPEN_READS="true")
+    try:
+        with httpx.Client(base_url=dash.base) as client:
+            assert client.get("/data/overview").status_code == 200
+            for path in PAGES.values():
+                page = client.get(dash.base + path)
+                assert page.status_code == 200 and "<main" in page.text and 'name="api_key"' not in page.text, path
+            assert httpx.get(f"http://127.0.0.1:{dash.port}/v1/alerts").status_code == 200
+    finally:
+        dash.proc.stop()
+        dash.start()
+    with httpx.Client(base_url=dash.base) as client:  # back to the default: a login first
+        assert client.get("/data/overview").status_code == 401
+        home = client.get(dash.base)
+        assert home.is_redirect and home.headers["location"].endswith("/login"), home.headers
 
 
 def test_every_page_opens_with_data_in_every_chart_no_console_error_at_1280_and_390_px(
