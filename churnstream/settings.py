@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     retrain_on_alert: bool = Field(
         False, description="The worker also starts a retraining after a drift alert (level `alert`, PSI or ADWIN)"
     )
+    retrain_alert_gap_s: int = Field(
+        86_400, ge=0, description="Retraining on alert: at least this long after the last retraining started"
+    )
     retrain_auc_margin: float = Field(
         0.005, ge=0, description="Retraining: the ROC-AUC a new model must gain on the recent holdout (champion)"
     )

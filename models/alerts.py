@@ -5,26 +5,36 @@ Two sources raise alerts:
 - the daily drift job (:mod:`streams.drift_watch`): a feature's, or the score's, PSI for a day at or above
   ``psi_warn`` (level ``warn``) or ``psi_alert`` (level ``alert``) becomes an alert (:func:`psi_alerts`);
 - the online learner: :class:`LossWatch` feeds each resolved label's log loss, per task and model kind, to an ADWIN
-  detector (river), and a change that *raises* the mean loss becomes an ``adwin`` alert (a loss that falls, a model
-  learning, is no alarm).
+  detector (river), and a change that *raises* the mean loss by at least ``adwin_rise`` (20 %) becomes an ``adwin``
+  alert (a loss that falls, a model learning, is no alarm).
 
 >>> watch = LossWatch(delta=0.002)
 >>> raised = []
 >>> for i in range(4000):
 ...     p = 0.8 if i < 3000 else 0.2  # the model goes from right to wrong on positive labels
-...     if (a := watch.update("churn", "pretrained", 1, p, as_of_ms=i * 1000)) is not None:
-...         raised.append(a)
+...     raised += watch.update("churn", "pretrained", 1, p, as_of_ms=i * 1000)
 >>> len(raised) >= 1 and all(a.statistic == "adwin" and a.window_end_ms >= 3_000_000 for a in raised)
 True
 >>> raised[0].alert_id
-'adwin:churn/pretrained:loss:3007000'
+'adwin:churn/pretrained:loss:3207000'
+>>> slight = LossWatch()  # a change ADWIN finds, but the loss rises by 11 % only (under adwin_rise, 20 %)
+>>> [a for i in range(8000) for a in slight.update("churn", "pretrained", 1, 0.8 if i < 4000 else 0.78, i)]
+[]
+>>> held = LossWatch()  # labels wait for their horizon (purchase: 30 days), then go in as-of order
+>>> held.update("purchase", "online", 1, 0.9, as_of_ms=5 * DAY_MS, until_ms=20 * DAY_MS), held.times
+([], {})
+>>> _ = held.update("purchase", "online", 0, 0.1, as_of_ms=1 * DAY_MS, until_ms=40 * DAY_MS)
+>>> [t // DAY_MS for t in held.times[("purchase", "online")]]
+[1, 5]
 >>> better = LossWatch()  # the other way round: the loss falls, no alert
->>> [a for i in range(4000) if (a := better.update("churn", "online", 1, 0.2 if i < 3000 else 0.8, i))]
+>>> [a for i in range(4000) for a in better.update("churn", "online", 1, 0.2 if i < 3000 else 0.8, i)]
 []
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -34,6 +44,7 @@ from typing import Any
 from river.drift import ADWIN
 
 from core.days import DAY_MS
+from core.tasks import TASKS
 from models.drift import ALERT, WARN
 
 ALERT_COLUMNS = (
@@ -42,6 +53,9 @@ ALERT_COLUMNS = (
 )  # fmt: skip
 EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 ADWIN_DELTA = 0.002  # river's default: the confidence of a change
+ADWIN_RISE = 0.2  # the least relative rise of the mean loss a change must show to alert
+MIN_LABELS = 200  # an armed detector alerts only on a window this wide: a few bad labels are no trend
+MAX_WAITING = 500_000  # labels per (task, model kind) waiting for their horizon: past it, the oldest are fed
 
 
 @dataclass(frozen=True)
@@ -49,20 +63,21 @@ class Thresholds:
     """The alert thresholds every worker applies, set through the API (``PUT /v1/admin/drift-thresholds``).
 
     >>> Thresholds.from_fields({b"psi_warn": b"0.2"})
-    Thresholds(psi_warn=0.2, psi_alert=0.25, adwin_delta=0.002)
+    Thresholds(psi_warn=0.2, psi_alert=0.25, adwin_delta=0.002, adwin_rise=0.2)
     >>> Thresholds(psi_warn=0.3, psi_alert=0.2)
     Traceback (most recent call last):
     ...
-    ValueError: thresholds need 0 < psi_warn <= psi_alert and 0 < adwin_delta < 1
+    ValueError: thresholds need 0 < psi_warn <= psi_alert, 0 < adwin_delta < 1 and adwin_rise >= 0
     """
 
     psi_warn: float = WARN
     psi_alert: float = ALERT
     adwin_delta: float = ADWIN_DELTA
+    adwin_rise: float = ADWIN_RISE
 
     def __post_init__(self) -> None:
-        if not (0 < self.psi_warn <= self.psi_alert and 0 < self.adwin_delta < 1):
-            raise ValueError("thresholds need 0 < psi_warn <= psi_alert and 0 < adwin_delta < 1")
+        if not (0 < self.psi_warn <= self.psi_alert and 0 < self.adwin_delta < 1 and self.adwin_rise >= 0):
+            raise ValueError("thresholds need 0 < psi_warn <= psi_alert, 0 < adwin_delta < 1 and adwin_rise >= 0")
 
     @classmethod
     def from_fields(cls, fields: Mapping[Any, Any]) -> Thresholds:
@@ -138,41 +153,75 @@ def psi_alerts(drifts: Iterable[Any], thresholds: Thresholds) -> list[Alert]:
 class LossWatch:
     """ADWIN per (task, model kind) on the log loss of each resolved label's score, in the order labels resolve.
 
+    A change that raised the mean loss arms the detector with the mean before it; it alerts once ADWIN's mean is
+    ``rise`` above that (ADWIN keeps some of the old labels after a cut, so its mean gets there as the new ones
+    come), over at least ``MIN_LABELS`` labels: with thousands of labels a day, ADWIN finds changes too small to act
+    on, such as a customer base still growing, and right after a cut its window may hold a handful of labels.
+    Labels are fed in the order of their snapshots' as-of, once their horizon has passed (:meth:`update`), so the
+    stream ADWIN sees does not depend on how labels happen to resolve; the alert's window is the as-of span of the
+    labels in ADWIN's window, its threshold the old mean loss raised by ``rise``.
+
     In memory: a restarted worker starts its detectors again from the labels it learns next.
     """
 
-    def __init__(self, delta: float = ADWIN_DELTA) -> None:
-        self.delta = delta
+    def __init__(self, delta: float = ADWIN_DELTA, rise: float = ADWIN_RISE) -> None:
+        self.delta, self.rise = delta, rise
         self.detectors: dict[tuple[str, str], ADWIN] = {}
         self.times: dict[tuple[str, str], deque[int]] = {}
+        self.armed: dict[tuple[str, str], float] = {}  # after a change that raised the loss: the mean before it
+        self.waiting: dict[tuple[str, str], list[tuple[int, int, float]]] = {}  # (as_of, seq, loss) heaps
+        self._seq = itertools.count()
         self.pending: list[Alert] = []  # raised, not yet sent (:meth:`take`)
 
     def take(self) -> list[Alert]:
         out, self.pending = self.pending, []
         return out
 
-    def retune(self, delta: float) -> None:
+    def retune(self, delta: float, rise: float = ADWIN_RISE) -> None:
         """A new delta starts every detector again (ADWIN's delta is fixed at construction)."""
+        self.rise = rise
         if delta != self.delta:
             self.delta = delta
             self.detectors.clear()
             self.times.clear()
+            self.armed.clear()  # the labels waiting are kept: the new detectors get them
 
-    def update(self, task: str, kind: str, y: int, p: float, as_of_ms: int) -> Alert | None:
-        """Feed one label; an alert if the detector found a change that raised the mean loss."""
+    def update(self, task: str, kind: str, y: int, p: float, as_of_ms: int, until_ms: int | None = None) -> list[Alert]:
+        """Take one resolved label (its snapshot's ``as_of_ms``), then feed ADWIN, in as-of order, every label
+        taken whose horizon ``until_ms`` (the learner's watermark) has passed: every label of that as-of has then
+        resolved, both classes (a churned label settles only when the horizon ends, a retained one at the next
+        event; fed as they resolve, the stream would be all retained labels for a horizon after a start, then
+        not). Without ``until_ms`` the label is fed at once. Returns the alerts raised."""
         key = (task, kind)
+        q = min(max(p, 1e-6), 1 - 1e-6)
+        heap = self.waiting.setdefault(key, [])
+        heapq.heappush(heap, (as_of_ms, next(self._seq), -math.log(q if y else 1 - q)))
+        horizon = TASKS[task].horizon_days * DAY_MS
+        out = []
+        while heap and (until_ms is None or heap[0][0] + horizon <= until_ms or len(heap) > MAX_WAITING):
+            at, _, loss = heapq.heappop(heap)
+            if (alert := self._feed(key, loss, at)) is not None:
+                out.append(alert)
+        return out
+
+    def _feed(self, key: tuple[str, str], loss: float, at_ms: int) -> Alert | None:
         if (adwin := self.detectors.get(key)) is None:
             adwin = self.detectors[key] = ADWIN(delta=self.delta)
             self.times[key] = deque(maxlen=100_000)
-        q = min(max(p, 1e-6), 1 - 1e-6)
-        loss = -math.log(q if y else 1 - q)
         before = adwin.estimation
         times = self.times[key]
-        times.append(as_of_ms)
+        times.append(at_ms)
         adwin.update(loss)
-        if not adwin.drift_detected or adwin.estimation <= before:
+        if adwin.drift_detected:  # a change: armed if the loss went up, with the mean before it
+            if adwin.estimation > before:
+                self.armed[key] = before
+            else:
+                self.armed.pop(key, None)
+        old = self.armed.get(key)
+        if old is None or adwin.width < MIN_LABELS or adwin.estimation <= (limit := old * (1 + self.rise)):
             return None
+        del self.armed[key]
         start = times[-min(int(adwin.width), len(times))]
-        alert = Alert(task, kind, "", "", "adwin", round(adwin.estimation, 6), self.delta, "alert", start, as_of_ms)
+        alert = Alert(*key, "", "", "adwin", round(adwin.estimation, 6), round(limit, 6), "alert", start, at_ms)
         self.pending.append(alert)
         return alert

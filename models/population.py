@@ -85,7 +85,8 @@ def report(
     parts += [(n, prof.features[n].share, c) for n, c in feature_counts(client, day, prof).items()]
     out = []
     for feature, share, counts in parts:
-        value, rows = psi(share, counts), int(counts.sum())
+        rows = int(counts.sum())
+        value = psi(share, counts) if rows else 0.0  # no rows (a champion's scores on days it did not serve): none
         status = "none" if not rows else "trend" if feature in TRENDING else level(value, *limits)
         out.append(Drift(day, task, model, version, feature, value, rows, status))
     return out

@@ -25,6 +25,7 @@ from models.online import OnlineModel
 from models.pretrained import MODEL_NAMES, Pretrained
 from models.protocol import ScoringModel
 from models.registry import ModelRef, ModelRejected, Registry
+from models.retrain import retrainings
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,10 @@ class ModelCatalog:
         """Each task's running experiment, else its latest ended one (None: none ever)."""
         store = self.experiments
         return {t: store.running(t) or next(iter(store.history(t)[::-1]), None) for t in TASKS}
+
+    def retrainings(self, task: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The task's latest retrainings (``churnstream retrain``), newest first: window, decision and reason."""
+        return [r for r in retrainings(self.registry.root) if r["task"] == task][:limit]
 
     def champions(self) -> dict[str, ModelRef | None]:
         """Each task's champion (None: none promoted)."""

@@ -132,6 +132,9 @@ class DriftThresholds(BaseModel):
     adwin_delta: float = Field(
         0.002, gt=0, lt=1, description="ADWIN's confidence on the progressive-validation loss (smaller: fewer alerts)"
     )
+    adwin_rise: float = Field(
+        0.2, ge=0, le=100, description="The least relative rise of a model's mean loss an ADWIN change needs to alert"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftThresholds:
@@ -151,7 +154,9 @@ class Alert(BaseModel):
     feature: str = Field(description="The feature; empty for the score's PSI and for a loss")
     statistic: Literal["psi", "adwin"]
     value: float = Field(description="The PSI, or for `adwin` the mean log loss after the change")
-    threshold: float = Field(description="The threshold crossed (`psi_warn`, `psi_alert` or `adwin_delta`)")
+    threshold: float = Field(
+        description="The threshold crossed (`psi_warn`, `psi_alert`; for `adwin` the old mean loss x (1+`adwin_rise`))"
+    )
     level: Literal["warn", "alert"]
     window_start_ms: int = Field(description="The event time the statistic covers, from")
     window_end_ms: int = Field(description="... to")

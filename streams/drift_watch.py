@@ -110,7 +110,7 @@ class DriftWatch:
         self.name, self.lateness_ms, self.wall_clock, self.lease_ms = name, lateness_ms, wall_clock, lease_ms
         self.partitions = partitions  # of the input topics: each must have rescored past a day end
         self.thresholds = Thresholds()
-        self.losses = LossWatch(self.thresholds.adwin_delta)  # the online learner feeds it
+        self.losses = LossWatch(self.thresholds.adwin_delta, self.thresholds.adwin_rise)  # the online learner feeds it
         self.profiles: dict[ModelRef, Profile | None] = {}
         self.schedule = schedule  # retraining on a schedule or after an alert, by the lease holder
 
@@ -142,7 +142,7 @@ class DriftWatch:
             self.thresholds = Thresholds.from_fields(await self.redis.hgetall(DRIFT_THRESHOLDS))
             for name, value in asdict(self.thresholds).items():
                 DRIFT_THRESHOLD.labels(name).set(value)
-            self.losses.retune(self.thresholds.adwin_delta)
+            self.losses.retune(self.thresholds.adwin_delta, self.thresholds.adwin_rise)
             if pending := self.losses.take():
                 await self.alerts.raise_(pending)
                 await self.ask_retraining(pending)

@@ -137,3 +137,11 @@ class ResolvedScores:
         except BaseException:
             self.rows = rows + self.rows
             raise
+
+
+async def trim_logs(redis: Any, positions: dict[int, tuple[int, int]]) -> None:
+    """Drop the label log entries up to ``positions``: only once a checkpoint that includes them is written."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for partition, (ms, seq) in positions.items():  # MINID keeps entries at or above the id
+            pipe.xtrim(log_key(partition), minid=f"{ms}-{seq + 1}", approximate=False)
+        await pipe.execute()

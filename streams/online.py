@@ -35,6 +35,7 @@ from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.alerts import LossWatch
 from models.online import OnlineModel, Snapshot, resolve_by_event, resolve_by_watermark
+from streams import labels as label_log
 from streams.labels import Entries, Label, ResolvedScores, _dec, _enc, _label_dec, metric_rows, queue_labels, stream_id
 from streams.sinks import Sink
 
@@ -56,6 +57,7 @@ class OnlineLearner:
         self.resolved = ResolvedScores(resolved)  # ClickHouse `resolved_scores`: each label's scores, for the dashboard
         self.lateness_ms, self.window = lateness_ms, window
         self.watermark_ms = 0
+        self.expired_to, self.behind = 0, False  # the watermark the expiry index was last processed up to
         self.positions: dict[int, tuple[int, int]] = {}  # partition -> last label log entry learned
         self.logged_to: set[int] = set()  # partitions whose logs this learner has written to
         self.validation: dict[tuple[str, str], deque[tuple[int, float]]] = {}
@@ -79,7 +81,7 @@ class OnlineLearner:
                 q.append((y, p))
                 self.labels[(task, kind)] = self.labels.get((task, kind), 0) + 1
                 if self.losses is not None:  # performance drift: ADWIN on the progressive-validation loss
-                    self.losses.update(task, kind, y, p, label.snap.as_of_ms)
+                    self.losses.update(task, kind, y, p, label.snap.as_of_ms, self.expired_to)
             by_task.setdefault(task, []).append(label)
         width = len(FEATURE_NAMES)
         for task, mine in by_task.items():
@@ -164,7 +166,7 @@ class OnlineLearner:
         watermark = self.watermark_ms - self.lateness_ms
         if watermark <= 0:
             return 0
-        learned = 0
+        learned, self.behind = 0, False
         for partition in partitions:
             while True:
                 try:
@@ -172,11 +174,13 @@ class OnlineLearner:
                     break
                 except WatchError:
                     log.info("a user's pending snapshots changed while they expired; expiring again")
+        self.expired_to = self.expired_to if self.behind else watermark  # every label before it has resolved
         return learned
 
     async def _expire(self, partition: int, watermark: int, limit: int) -> int:
         # members strictly below the watermark: exactly those resolve_by_watermark settles
         members = await self.redis.zrangebyscore(expiry_key(partition), "-inf", f"({watermark}", start=0, num=limit)
+        self.behind |= len(members) == limit
         if not members:
             return 0
         by_user: dict[str, list[str]] = {}
@@ -224,7 +228,7 @@ class OnlineLearner:
         """Learn what this learner logged and has not learned yet (a lost answer), write every model's
         checkpoint, then trim the label logs up to what it includes."""
         await self.follow(self.logged_to)
-        await self.trim(await self.write_checkpoint())
+        await label_log.trim_logs(self.redis, await self.write_checkpoint())
 
     async def write_checkpoint(self) -> dict[int, tuple[int, int]]:
         """Write every model's checkpoint with the log positions and the watermark it includes (one
@@ -237,13 +241,6 @@ class OnlineLearner:
                 pipe.set(checkpoint_key(task, model.kind), model.dumps(self.key, meta))
             await pipe.execute()
         return positions
-
-    async def trim(self, positions: dict[int, tuple[int, int]]) -> None:
-        """Drop the log entries up to ``positions``: only once a checkpoint that includes them is written."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for partition, (ms, seq) in positions.items():  # MINID keeps entries at or above the id
-                pipe.xtrim(log_key(partition), minid=f"{ms}-{seq + 1}", approximate=False)
-            await pipe.execute()
 
     async def follow(
         self, partitions: Iterable[int], since: dict[str, dict[int, tuple[int, int]]] | None = None, chunk: int = 10_000

@@ -2,7 +2,9 @@
 
 The worker holding the drift lease (:mod:`streams.drift_watch`) checks at each tick whether a retraining is due:
 ``CHURNSTREAM_RETRAIN_EVERY_S`` after the last one it started (``cs:retrain:last``), or, with
-``CHURNSTREAM_RETRAIN_ON_ALERT``, after a drift alert asked for one (``cs:retrain:asked``). It then starts
+``CHURNSTREAM_RETRAIN_ON_ALERT``, after a drift alert asked for one (``cs:retrain:asked``) and at least
+``CHURNSTREAM_RETRAIN_ALERT_GAP_S`` after the last one started (a drift that persists raises alerts every day until a
+model trained on the new behaviour serves). It then starts
 ``churnstream retrain`` as a child process (one at a time) and goes on scoring; the child registers the new models
 and decides (:mod:`models.retrain`), and the workers pick up a promotion or an experiment within seconds.
 
@@ -61,11 +63,13 @@ class RetrainSchedule:
         """Why a retraining should start now (None: not due)."""
         if not self.enabled or (self.proc is not None and self.proc.returncode is None):
             return None
-        if self.settings.retrain_on_alert and (asked := await self.redis.get(RETRAIN_ASKED)):
-            return f"asked by {asked.decode() if isinstance(asked, bytes) else asked}"
         last = int(await self.redis.get(RETRAIN_LAST) or 0)
+        since_ms = time.time() * 1000 - last
+        gap_passed = since_ms >= self.settings.retrain_alert_gap_s * 1000  # a drift that persists asks every day
+        if self.settings.retrain_on_alert and gap_passed and (asked := await self.redis.get(RETRAIN_ASKED)):
+            return f"asked by {asked.decode() if isinstance(asked, bytes) else asked}"
         every_ms = self.settings.retrain_every_s * 1000
-        if every_ms and time.time() * 1000 - last >= every_ms:
+        if every_ms and since_ms >= every_ms:
             return f"scheduled every {self.settings.retrain_every_s} s"
         return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Undefined
 
+from core.tasks import TASKS
 from features.compute import features
 from serving.dashboard import health, panels
 from serving.dashboard.access import SessionsDep, ViewerDep
@@ -39,6 +41,8 @@ def show(value: Any, kind: str = "number") -> str:
 
     >>> show(1234567), show(12.345, "money"), show(None), show(200000, "duration"), show(3.25, "rate")
     ('1,234,567', '12.35', '-', '2.3 d', '3.2/s')
+    >>> show(1_785_000_000_000, "date")  # epoch milliseconds, as the UTC day
+    '2026-07-25'
     """
     if value is None or value == "" or isinstance(value, Undefined):  # Undefined: a metric the model lacks
         return "-"
@@ -50,6 +54,8 @@ def show(value: Any, kind: str = "number") -> str:
             if n < limit:
                 return f"{n / div:.1f} {unit}"
         return f"{n / 86400:.1f} d"
+    if kind == "date":
+        return dt.datetime.fromtimestamp(n / 1000, dt.UTC).date().isoformat()
     if kind == "ms":
         return f"{n:,.1f} ms"
     if kind == "rate":
@@ -236,6 +242,7 @@ async def experiments_page(
     request: Request, viewer: ViewerDep, services: ServicesDep, settings: SettingsDep, catalog: CatalogDep
 ) -> Any:
     data = await asyncio.to_thread(panels.experiments_panel, await clickhouse(services), catalog.latest_experiments())
+    data["tables"]["retrainings"] = {task: catalog.retrainings(task) for task in TASKS}
     return render(request, "experiments", viewer, settings, data=data)
 
 

@@ -18,7 +18,6 @@ from core.contracts import validate_user_id
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES, features
 from models.registry import ModelRef, ModelRejected
-from models.retrain import retrainings
 from serving.auth import require
 from serving.catalog import LoadedModel, ModelCatalog, ModelUnavailable
 from serving.deps import CatalogDep, SettingsDep, StoreDep
@@ -205,12 +204,11 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> dict[str, A
             pass
         champion = next((m["name"] for m in models if m["champion"]), None)
         running = catalog.experiments.running(task)
-        history = [r for r in retrainings(catalog.registry.root) if r["task"] == task][:10]
         out[task] = {
             "champion": champion,
             "models": models,
             "experiment": running.to_json() if running else None,
-            "retrainings": history,
+            "retrainings": catalog.retrainings(task),
         }
     return out
 

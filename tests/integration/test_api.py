@@ -261,10 +261,11 @@ def test_drift_thresholds_are_set_by_an_admin_and_applied_by_the_worker(api: Api
     path = "/v1/admin/drift-thresholds"
     assert api.get(path, "read").status_code == 403
     assert api.put(path, "write", json={"psi_warn": 0.2}).status_code == 403
-    wanted = {"psi_warn": 0.15, "psi_alert": 0.4, "adwin_delta": 0.01 + time.time() % 1 / 1000}  # new in any order
+    wanted = {"psi_warn": 0.15, "psi_alert": 0.4, "adwin_delta": 0.01 + time.time() % 1 / 1000, "adwin_rise": 0.3}
     assert api.put(path, "admin", json=wanted).json() == wanted
     assert api.get(path, "admin").json() == wanted
-    for bad, field in (({"psi_warn": 0.5, "psi_alert": 0.3}, "psi_warn"), ({"adwin_delta": 2}, "adwin_delta")):
+    refused = ({"psi_warn": 0.5, "psi_alert": 0.3}, "psi_warn"), ({"adwin_delta": 2}, "adwin_delta")
+    for bad, field in (*refused, ({"adwin_rise": -0.1}, "adwin_rise")):
         r = api.put(path, "admin", json=bad)
         assert r.status_code == 422 and field in r.text, r.text
     assert api.get(path, "admin").json() == wanted  # a refused change changes nothing
@@ -277,6 +278,7 @@ def test_drift_thresholds_are_set_by_an_admin_and_applied_by_the_worker(api: Api
         time.sleep(0.5)
     assert f'churnstream_drift_threshold{{name="psi_warn"}} {wanted["psi_warn"]}' in applied, applied
     assert f'churnstream_drift_threshold{{name="adwin_delta"}} {wanted["adwin_delta"]}' in applied, applied
+    assert 'churnstream_drift_threshold{name="adwin_rise"} 0.3' in applied, applied
     assert api.get("/v1/alerts").status_code == 200 and isinstance(api.get("/v1/alerts").json(), list)
 
 

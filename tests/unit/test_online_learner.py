@@ -25,6 +25,7 @@ from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.state import DAY_MS
 from models.online import DIGEST_MODULUS, OnlineModel
+from streams.labels import trim_logs
 from streams.online import OnlineLearner, _dec
 from streams.sinks import ListSink
 
@@ -207,12 +208,12 @@ class DeletesAtOnce(OnlineLearner):
 
     async def on_batch(self, *args: Any) -> int:
         n = await super().on_batch(*args)
-        await self.trim(self.positions)
+        await trim_logs(self.redis, self.positions)
         return n
 
     async def expire(self, partitions: Iterable[int], limit: int = 5000) -> int:
         n = await super().expire(partitions, limit)
-        await self.trim(self.positions)
+        await trim_logs(self.redis, self.positions)
         return n
 
 
