@@ -113,9 +113,11 @@ class ModelCatalog:
         store = self.experiments
         return {t: store.running(t) or next(iter(store.history(t)[::-1]), None) for t in TASKS}
 
-    def retrainings(self, task: str, limit: int = 10) -> list[dict[str, Any]]:
-        """The task's latest retrainings (``churnstream retrain``), newest first: window, decision and reason."""
-        return [r for r in retrainings(self.registry.root) if r["task"] == task][:limit]
+    def retrainings(self, limit: int = 10) -> dict[str, list[dict[str, Any]]]:
+        """Each task's latest retrainings (``churnstream retrain``), newest first: window, decision and reason (the
+        registry's log read once)."""
+        every = retrainings(self.registry.root)
+        return {task: [r for r in every if r["task"] == task][:limit] for task in TASKS}
 
     def champions(self) -> dict[str, ModelRef | None]:
         """Each task's champion (None: none promoted)."""

@@ -21,7 +21,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Undefined
 
-from core.tasks import TASKS
 from features.compute import features
 from serving.dashboard import health, panels
 from serving.dashboard.access import SessionsDep, ViewerDep
@@ -242,7 +241,7 @@ async def experiments_page(
     request: Request, viewer: ViewerDep, services: ServicesDep, settings: SettingsDep, catalog: CatalogDep
 ) -> Any:
     data = await asyncio.to_thread(panels.experiments_panel, await clickhouse(services), catalog.latest_experiments())
-    data["tables"]["retrainings"] = {task: catalog.retrainings(task) for task in TASKS}
+    data["tables"]["retrainings"] = catalog.retrainings()
     return render(request, "experiments", viewer, settings, data=data)
 
 

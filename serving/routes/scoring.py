@@ -185,6 +185,7 @@ async def batch_score(
 async def list_models(catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
     """Every model per task: version, test metrics, measured latency, cost, and which one is champion."""
     out: dict[str, Any] = {}
+    history = catalog.retrainings()
     for task in TASKS:
         models = [m | {"cost": cost(settings, m["name"])} for m in catalog.describe(task)]
         try:
@@ -208,7 +209,7 @@ async def list_models(catalog: CatalogDep, settings: SettingsDep) -> dict[str, A
             "champion": champion,
             "models": models,
             "experiment": running.to_json() if running else None,
-            "retrainings": catalog.retrainings(task),
+            "retrainings": history[task],
         }
     return out
 
