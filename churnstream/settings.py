@@ -119,6 +119,17 @@ class Settings(BaseSettings):
         description="How often a worker looks for days whose drift can be computed (every partition rescored past "
         "the day end); one worker at a time runs the job",
     )
+    segments_check_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often a worker adopts the shared RFM segment boundaries, cutting new ones from ClickHouse "
+        "`events` when a day has completed since the last cut",
+    )
+    category_half_life_days: float = Field(
+        30.0,
+        gt=0,
+        description="Half-life, in days of event time, of a user's interest in a category (priority categories)",
+    )
     rescore_share: float = Field(
         0.5,
         gt=0,

@@ -26,6 +26,7 @@ cs:drift:lock (DRIFT_LOCK)                string    worker: drift watch   worker
 cs:drift:sending (DRIFT_SENDING)          hash      worker: drift watch   worker: drift watch         untagged
 cs:retrain:last (RETRAIN_LAST)            string    worker: retraining    worker: retraining          untagged
 cs:retrain:asked (RETRAIN_ASKED)          string    worker: drift alerts  worker: retraining          untagged
+cs:rfm (RFM_BOUNDARIES)                   string    worker: RFM cut       worker: segments            untagged
 cs:dash:<sha256> (session_key)            string    API: dashboard login  API: dashboard              untagged
 cs:dlq:{<topic>} (ledger_key)             hash      worker: dead letters  worker: dead letters        the topic's (tag)
 cs:ch:{<topic>} (ledger_key)              hash      worker: ClickHouse    worker: ClickHouse          the topic's (tag)
@@ -146,6 +147,7 @@ DRIFT_SENDING = "cs:drift:sending"  # hash: champion -> "<day>|<unix ms>" while 
 RETRAIN_LAST = "cs:retrain:last"  # string: when (unix ms) the worker last started a scheduled retraining
 RETRAIN_ASKED = "cs:retrain:asked"  # string: why a retraining is asked for (a drift alert), until one starts
 DRIFT_LOCK = "cs:drift:lock"  # string with a TTL: the worker running the daily drift job now
+RFM_BOUNDARIES = "cs:rfm"  # string: the RFM segments' current quintile boundaries, JSON (features.rfm.Boundaries)
 
 
 def session_key(digest: str) -> str:

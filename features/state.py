@@ -33,6 +33,7 @@ import msgspec
 from core.contracts import Event
 from core.days import DAY_MS
 from features.categories import bucket as category_bucket
+from features.interest import HALF_LIFE_DAYS, note
 
 HORIZON_DAYS = 60  # the longest window: an event more than this many days before the user's latest is too late
 # buckets kept: the latest event's day and the 67 days before it, so the features as of the end of any of the last
@@ -70,6 +71,8 @@ class UserState(msgspec.Struct, array_like=True):
     floors: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])
     rescored_ms: int = 0  # the latest day end the user was scored at by time (0 = never)
     mix: dict[int, int] = msgspec.field(default_factory=dict)  # category bucket -> lifetime count (features.categories)
+    interest: dict[str, float] = msgspec.field(default_factory=dict)  # priority categories (features.interest)
+    interest_ms: int = 0  # the time ``interest`` is decayed to
 
 
 class _Stored(msgspec.Struct, array_like=True):
@@ -88,6 +91,8 @@ class _Stored(msgspec.Struct, array_like=True):
     floors: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])  # absent in states written before them
     rescored_ms: int = 0
     mix: dict[int, int] = msgspec.field(default_factory=dict)
+    interest: dict[str, float] = msgspec.field(default_factory=dict)
+    interest_ms: int = 0
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -111,6 +116,8 @@ def encode_state(state: UserState) -> bytes:
             state.floors,
             state.rescored_ms,
             state.mix,
+            state.interest,
+            state.interest_ms,
         )
     )
 
@@ -134,6 +141,8 @@ def decode_state(blob: bytes | None) -> UserState:
         s.floors,
         s.rescored_ms,
         s.mix,
+        s.interest,
+        s.interest_ms,
     )
 
 
@@ -169,7 +178,13 @@ def _count_categories(mix: dict[int, int], bucket: list[int], categories: tuple[
             bucket += (b, 1)
 
 
-def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None = None) -> Outcome:
+def apply(
+    state: UserState,
+    ev: Event,
+    tp: int | None = None,
+    offset: int | None = None,
+    half_life_days: float = HALF_LIFE_DAYS,
+) -> Outcome:
     """Fold ``ev`` into ``state`` (in place) and say what happened.
 
     ``replayed``: the record's offset was already applied (redelivery after a crash or rebalance);
@@ -215,6 +230,8 @@ def apply(state: UserState, ev: Event, tp: int | None = None, offset: int | None
         state.last_purchase_ms = max(state.last_purchase_ms, ts)
     if ev.categories:
         _count_categories(state.mix, bucket, ev.categories)
+        for name in ev.categories:  # priority categories, recency-weighted
+            state.interest_ms = note(state.interest, state.interest_ms, name, ev.kind, ts, half_life_days)
 
     if state.events == 0:
         state.first_ms = state.last_ms = ts

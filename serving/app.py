@@ -3,8 +3,8 @@ ClickHouse and Kafka; they get them through the dependencies in :mod:`serving.de
 
 >>> from churnstream.settings import Settings
 >>> app = create_app(Settings(home="/tmp/cs-doc-api"))
->>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1/users"))
-['/v1/users/{user_id}/features', '/v1/users/{user_id}/history', '/v1/users/{user_id}/scores']
+>>> sorted(p.split("/")[-1] for p in app.openapi()["paths"] if p.startswith("/v1/users"))
+['categories', 'features', 'history', 'scores', 'segment']
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from churnstream.settings import Settings
 from serving.dashboard import pages as dashboard
 from serving.metrics import REQUEST_SECONDS
-from serving.routes import drift, events, experiments, exports, history, ops, scoring, users
+from serving.routes import drift, events, experiments, exports, history, ops, profile, scoring, users
 from serving.services import Services
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (users, history, scoring, experiments, drift, exports, events, ops, dashboard):
+    for module in (users, profile, history, scoring, experiments, drift, exports, events, ops, dashboard):
         app.include_router(module.router)
     dashboard.mount_static(app)
 

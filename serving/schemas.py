@@ -197,3 +197,37 @@ class ExperimentReport(BaseModel):
     auc_diff: dict[str, float] | None
     log_loss_diff: dict[str, float] | None
     significant: bool = Field(description="The AUC difference's 95 % interval excludes 0")
+
+
+class UserSegment(BaseModel):
+    """A user's RFM segment, as the worker last computed it beside the scores (docs/segments.md)."""
+
+    user_id: str
+    segment: str | None = Field(description="The named segment; null until the first RFM boundaries are cut")
+    code: str | None = Field(None, description="R, F and M scores as three digits, e.g. `545`")
+    r: int | None = Field(None, ge=1, le=5, description="Recency score (5: the most recent fifth)")
+    f: int | None = Field(None, ge=1, le=5, description="Frequency score (lifetime purchases)")
+    m: int | None = Field(None, ge=1, le=5, description="Monetary score (lifetime revenue)")
+    recency_days: float | None = None
+    frequency: float | None = None
+    monetary: float | None = None
+    version: str | None = Field(None, description="The RFM boundaries' version (ClickHouse `rfm_boundaries`)")
+    as_of_ms: int | None = None
+    as_of: str | None = None
+    trigger: Literal["event", "time"] | None = None
+
+
+class CategoryInterest(BaseModel):
+    category: str
+    interest: float = Field(description="Recency-weighted interest, in weights (view 1, cart 3, purchased item 5)")
+    share: float = Field(description="Its share of the interest in the categories kept")
+
+
+class UserCategories(BaseModel):
+    """A user's priority categories (top-K by recency-weighted interest), from the state in Redis."""
+
+    user_id: str
+    as_of_ms: int = Field(description="The user's latest category-tagged event: interest is decayed to it")
+    as_of: str
+    half_life_days: float
+    categories: list[CategoryInterest]

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import orjson
 
 from core.days import lapsed
+from core.tasks import TASKS
 
 Status = Literal["active", "at_risk", "lapsed"]
 Trigger = Literal["event", "time", "on_demand"]
@@ -110,6 +111,8 @@ def cached_scores(cached: Mapping[str, bytes], thresholds: tuple[float, float]) 
     out: dict[str, list[dict[str, Any]]] = {"churn": [], "purchase": []}
     for field, blob in sorted(cached.items()):
         task, kind = field.split(":", 1)
+        if task not in TASKS:  # the segment beside the scores (streams.segments)
+            continue
         v = orjson.loads(blob)
         as_of = v["as_of_ms"]
         row = entry(

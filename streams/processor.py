@@ -24,19 +24,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import msgspec
-import numpy as np
-from prometheus_client import Histogram
-
-from core.contracts import CartEvent, Event, PageView, Purchase, Rejection, decode
+from core.contracts import Event, Rejection, decode
+from core.keys import CLICKHOUSE_LEDGER
 from features.compute import vector
+from features.interest import HALF_LIFE_DAYS
 from features.state import HORIZON_DAYS, UserState, apply, decode_state, encode_state, partition_code
 from features.store import StateStore
-from streams import latency
+from streams.bronze import bronze_row
 from streams.dlq import DeadLetterSink
-from streams.ledger import Source
+from streams.latency import observe_since
+from streams.ledger import RedisLedger, Source
 from streams.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
@@ -48,54 +47,14 @@ from streams.records import RawRecord
 from streams.retry import Conflict, EffectFailed, effect
 from streams.scoring import EventRow, Scorer
 from streams.sinks import Sink
-from streams.written import RecoveryGuard, batch_token, retry_token
+from streams.written import RecoveryGuard, batch_token, clickhouse_lookup, retry_token
+
+if TYPE_CHECKING:
+    from churnstream.settings import Settings
+    from features.store import RedisStateStore
+    from streams.tables import Tables
 
 log = logging.getLogger(__name__)
-
-DEAD_LETTER_COLUMNS = ("topic", "partition", "offset", "reason", "detail")
-BRONZE_COLUMNS = (
-    "event_id",
-    "user_id",
-    "event_type",
-    "ts",
-    "session_id",
-    "page_type",
-    "product_id",
-    "category",
-    "action",
-    "quantity",
-    "price",
-    "order_id",
-    "amount",
-    "currency",
-    "items",
-    "topic",
-    "partition",
-    "offset",
-)
-_items_encoder = msgspec.json.Encoder()
-
-
-def bronze_row(ev: Event, rec: RawRecord) -> tuple[Any, ...]:
-    """The ``events`` row of an applied event, in ``BRONZE_COLUMNS`` order; fields of other types stay empty.
-
-    ``ts`` is epoch milliseconds: the ``DateTime64(3)`` column takes the integer as is (no datetime objects to
-    build and convert back, which cost about 6 us per event in the insert).
-    """
-    raw = ev.raw
-    session = (raw.session_id if raw else None) or ""
-    head = (ev.event_id, ev.user_id, ev.kind, ev.ts_ms, session)
-    tail = (rec.topic, rec.partition, rec.offset)
-    if isinstance(raw, PageView):
-        body: tuple[Any, ...] = (raw.page_type, raw.product_id or "", raw.category or "", "", 0, 0.0, "", 0.0, "", "")
-    elif isinstance(raw, CartEvent):
-        body = ("", raw.product_id, raw.category, raw.action, raw.quantity, raw.price, "", 0.0, "", "")
-    elif isinstance(raw, Purchase):
-        items = _items_encoder.encode(raw.items).decode()
-        body = ("", "", "", "", 0, 0.0, raw.order_id, raw.amount, raw.currency, items)
-    else:
-        body = ("", "", "", "", 0, 0.0, "", 0.0, "", "")
-    return head + body + tail
 
 
 def source_offsets(records: Sequence[RawRecord]) -> dict[Source, int]:
@@ -114,28 +73,6 @@ class BatchResult:
     # (user_id, event) for every applied event, with the user's state after the batch: scoring hooks in here
     applied: list[Event] = field(default_factory=list)
     states: dict[str, UserState] = field(default_factory=dict)
-
-
-def observe_since(histogram: Histogram, produced_ms: Sequence[int | None]) -> None:
-    """Observe, for each record, the seconds from its broker timestamp (produce time) to now.
-
-    One bucket increment per bucket rather than one ``observe`` per record (about 4 us each): the records of a
-    batch become visible at the same moment, so their latencies are bucketed together with numpy.
-    """
-    known = np.fromiter((ts for ts in produced_ms if ts is not None), dtype=np.float64)
-    if not len(known):
-        return
-    seconds = np.maximum(0.0, time.time() * 1000 - known) / 1000
-    latency.record(histogram, seconds)  # per-event values for the benchmarks (streams/latency.py)
-    bounds, buckets, total = (getattr(histogram, a, None) for a in ("_upper_bounds", "_buckets", "_sum"))
-    if bounds is None or buckets is None or total is None:  # prometheus_client changed its internals
-        for x in seconds.tolist():
-            histogram.observe(x)
-        return
-    counts = np.bincount(np.searchsorted(bounds, seconds, side="left"), minlength=len(bounds))
-    for i in np.flatnonzero(counts).tolist():
-        buckets[i].inc(int(counts[i]))
-    total.inc(float(seconds.sum()))
 
 
 class Schedule(Protocol):
@@ -160,6 +97,8 @@ class FeatureProcessor:
         schedule: Schedule | None = None,
         dead_letters: Sink | None = None,
         owned: Callable[[Source], bool] = lambda _source: True,
+        segments: Sink | None = None,
+        half_life_days: float = HALF_LIFE_DAYS,
     ) -> None:
         from core.contracts import KINDS
 
@@ -168,6 +107,38 @@ class FeatureProcessor:
         self.store, self.bronze, self.dlq = store, bronze, dlq
         self.scorer, self.predictions, self.guard, self.schedule = scorer, predictions, guard, schedule
         self.dead_letters, self.owned = dead_letters, owned  # `dead_letters`: for the dashboard (the DLQ topic rules)
+        self.segments, self.half_life_days = segments, half_life_days  # `user_segments`; priority categories
+
+    @classmethod
+    def from_tables(
+        cls,
+        settings: Settings,
+        store: RedisStateStore,
+        tables: Tables,
+        dlq: DeadLetterSink,
+        scorer: Scorer,
+        schedule: Schedule,
+        owned: Callable[[Source], bool],
+    ) -> FeatureProcessor:
+        """The worker's processor: the ClickHouse tables' sinks, the recovery guard over them, and the scorer's time
+        path (its rescorer) as the schedule."""
+        guard = RecoveryGuard(
+            RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(tables.events, tables.predictions)
+        )
+        return cls(
+            settings.input_topics,
+            store,
+            tables.events,
+            dlq,
+            scorer=scorer,
+            predictions=tables.predictions,
+            guard=guard,
+            schedule=schedule,
+            dead_letters=tables.dead_letters,
+            owned=owned,
+            segments=tables.user_segments,
+            half_life_days=settings.category_half_life_days,
+        )
 
     def forget(self, sources: Sequence[Source]) -> None:
         """These partitions were revoked: their dead letters and recovery marks belong to the new owner."""
@@ -221,7 +192,8 @@ class FeatureProcessor:
             state = states[ev.user_id]
             partition_of[ev.user_id] = rec.partition
             clocks[rec.partition] = max(clocks.get(rec.partition, 0), ev.ts_ms)
-            outcome = apply(state, ev, partition_code(self.topic_index[rec.topic], rec.partition), rec.offset)
+            code = partition_code(self.topic_index[rec.topic], rec.partition)
+            outcome = apply(state, ev, code, rec.offset, self.half_life_days)
             result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
             counts[(rec.topic, outcome)] += 1
             if outcome == "replayed":
@@ -250,6 +222,8 @@ class FeatureProcessor:
             await effect("clickhouse", self.bronze.write, events_rows, token)
             if self.predictions is not None and scored is not None:
                 await effect("clickhouse", self.predictions.write, scored.predictions, token)
+            if self.segments is not None and scored is not None:
+                await effect("clickhouse", self.segments.write, scored.segments, token)
             if self.dead_letters is not None and dead:
                 await effect("clickhouse", self.dead_letters.write, dead, token)
         except EffectFailed:

@@ -109,15 +109,22 @@ class Rescorer:
         wall_clock: bool = False,
         population: Sink | None = None,
         sample: float = 0.0,
+        segments: Sink | None = None,
     ) -> None:
         self.redis, self.store, self.scorer, self.predictions, self.lookup = redis, store, scorer, predictions, lookup
         self.population, self.sample = population, sample  # `daily_features`: the sampled users' rows, for drift
+        self.segments = segments  # `user_segments`: the rows' RFM segments
         self.every_ms, self.lateness_ms, self.batch, self.wall_clock = every_ms, lateness_ms, batch, wall_clock
         self.clocks: dict[int, int] = {}  # partition -> latest event time applied (restored from cs:wm)
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, store: RedisStateStore, scorer: Scorer, predictions: ClickHouseSink
+        cls,
+        settings: Settings,
+        store: RedisStateStore,
+        scorer: Scorer,
+        predictions: ClickHouseSink,
+        segments: Sink | None = None,
     ) -> Rescorer:
         """The worker's rescorer: its cadence, lateness, batch and clock, and the drift sample, from the settings."""
         return cls(
@@ -132,6 +139,7 @@ class Rescorer:
             wall_clock=settings.clock == "wall",
             population=ClickHouseSink(settings.clickhouse_dsn, "daily_features", POPULATION_COLUMNS),
             sample=settings.drift_sample,
+            segments=segments,
         )
 
     # ---- clocks and the due index ---------------------------------------------------------------------------------
@@ -238,6 +246,8 @@ class Rescorer:
             rows_out = [(r.user_id, r.as_of_ms, r.x) for r in sampled]  # before the time rows: found with them
             await effect("clickhouse", self.population.write, rows_out, token)
         await effect("clickhouse", self.predictions.write, scored.predictions, token)
+        if self.segments is not None:
+            await effect("clickhouse", self.segments.write, scored.segments, token)
         changed = {u: s for u, s in states.items() if s.events}
         conflicts = await effect(
             "redis",

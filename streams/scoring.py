@@ -20,6 +20,7 @@ from core.contracts import Event
 from core.tasks import TASKS
 from models.champions import Champions
 from streams.metrics import SCORING_SECONDS
+from streams.segments import SEGMENT_COLUMNS, SEGMENT_FIELD, Pick, Segmenter
 from streams.sinks import Columns
 
 if TYPE_CHECKING:
@@ -89,6 +90,15 @@ class Scored:
     rows: dict[str, tuple[int, int, list[float]]] = field(default_factory=dict)  # user -> (as_of, partition, x)
     scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # user -> task -> kind -> p
     predictions: Columns = field(default_factory=lambda: Columns.empty(len(PREDICTION_COLUMNS)))
+    segments: Columns = field(default_factory=lambda: Columns.empty(len(SEGMENT_COLUMNS)))  # user_segments rows
+
+    def add_segments(self, segmenter: Segmenter | None, picks: Sequence[Pick], latest: Collection[str]) -> None:
+        """The RFM segments of ``picks`` (:mod:`streams.segments`); the latest of each user in ``latest`` is cached
+        beside their scores."""
+        if segmenter is not None:
+            cache, self.segments = segmenter.segment(picks, latest)
+            for u, blob in cache.items():
+                self.cache.setdefault(u, {})[SEGMENT_FIELD] = blob
 
 
 def cache_entry(score: float, model: str, version: str, as_of_ms: int, trigger: str, last_event_ms: int) -> bytes:
@@ -107,8 +117,10 @@ def cache_entry(score: float, model: str, version: str, as_of_ms: int, trigger: 
 class Scorer:
     """Scores rows with the champion and the online model of each task, one batched call per model."""
 
-    def __init__(self, champions: Champions, learner: OnlineLearner | None = None) -> None:
-        self.champions, self.learner = champions, learner
+    def __init__(
+        self, champions: Champions, learner: OnlineLearner | None = None, segmenter: Segmenter | None = None
+    ) -> None:
+        self.champions, self.learner, self.segmenter = champions, learner, segmenter
 
     def experiment_of(self, task: str) -> str:
         """The id of the experiment the task's rows are scored under now ('' if none)."""
@@ -200,6 +212,7 @@ class Scorer:
         columns[10] = as_of * k
         out.predictions = Columns(columns)
         out.rows = {u: (rows[i].as_of_ms, rows[i].partition, rows[i].x) for u, i in last.items()}
+        out.add_segments(self.segmenter, [(u, rows[i].as_of_ms, "event", rows[i].x) for u, i in last.items()], last)
         return out
 
     def score_times(self, rows: Sequence[TimeRow], cache: Collection[str] = frozenset()) -> Scored:
@@ -243,4 +256,5 @@ class Scorer:
                     m.scores[i], m.at("model", i), m.at("version", i), r.as_of_ms, "time", r.last_event_ms
                 )
         out.predictions = Columns(columns)
+        out.add_segments(self.segmenter, [(r.user_id, r.as_of_ms, "time", r.x) for r in rows], last)
         return out

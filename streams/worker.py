@@ -33,7 +33,6 @@ from faust.types import Message
 
 from churnstream.settings import Settings
 from core.contracts import Event
-from core.keys import CLICKHOUSE_LEDGER
 from features.store import RedisStateStore
 from models.champions import Champions
 from streams.aligner import EventTimeAligner
@@ -41,20 +40,22 @@ from streams.budget import RescoreBudget
 from streams.delivery import BatchTopic, batches
 from streams.dlq import KafkaDeadLetters, kafka_scan
 from streams.drift_watch import DriftWatch
-from streams.labels import METRIC_COLUMNS, RESOLVED_COLUMNS
+from streams.labels import RESOLVED_COLUMNS
 from streams.ledger import RedisLedger
 from streams.metrics import ALIGNER_FORCED, CONSUMER_LAG
 from streams.monitor import LeanMonitor
 from streams.online import OnlineLearner
 from streams.ownership import Ownership
-from streams.processor import BRONZE_COLUMNS, DEAD_LETTER_COLUMNS, FeatureProcessor
+from streams.processor import FeatureProcessor
 from streams.records import Held, to_record
 from streams.rescore import Rescorer, split_by_event_time
 from streams.retry import effect, until_done
-from streams.scoring import PREDICTION_COLUMNS, Scorer
+from streams.scoring import Scorer
+from streams.segment_watch import SegmentWatch
+from streams.segments import Segmenter
 from streams.sinks import ClickHouseSink
+from streams.tables import Tables
 from streams.transport import Consumer as TransportConsumer
-from streams.written import RecoveryGuard, clickhouse_lookup
 
 log = logging.getLogger(__name__)
 
@@ -78,29 +79,21 @@ class Worker:
         self.store = store = RedisStateStore.from_url(settings.redis_url)
         self.champions = Champions(settings.registry_dir(), interval_s=settings.model_reload_s)
         self.champions.refresh(force=True)
-        bronze = ClickHouseSink(settings.clickhouse_dsn, "events", BRONZE_COLUMNS)
-        predictions = ClickHouseSink(settings.clickhouse_dsn, "predictions", PREDICTION_COLUMNS)
-        self.metrics_sink = ClickHouseSink(settings.clickhouse_dsn, "model_metrics", METRIC_COLUMNS)
+        tables = Tables.from_settings(settings)
+        self.metrics_sink = tables.model_metrics
         self.learner: OnlineLearner | None = None  # restored from Redis when the worker starts (async)
-        self.scorer = Scorer(self.champions)
-        self.rescorer = Rescorer.from_settings(settings, store, self.scorer, predictions)
+        self.segmenter = Segmenter()  # RFM segments beside the scores, with the boundaries self.segments adopts
+        self.scorer = Scorer(self.champions, segmenter=self.segmenter)
+        self.rescorer = Rescorer.from_settings(settings, store, self.scorer, tables.predictions, tables.user_segments)
         self.budget = RescoreBudget(settings.rescore_share)  # optional steps wait while events flow
-        self.processor = FeatureProcessor(
-            settings.input_topics,
-            store,
-            bronze,
-            KafkaDeadLetters(
-                self.send_dead_letter,
-                RedisLedger(store.redis),
-                kafka_scan(settings.kafka_bootstrap, settings.topic_dlq),
-                owned=self.owns,
-            ),
-            scorer=self.scorer,
-            predictions=predictions,
-            guard=RecoveryGuard(RedisLedger(store.redis, CLICKHOUSE_LEDGER), clickhouse_lookup(bronze, predictions)),
-            schedule=self.rescorer,
-            dead_letters=ClickHouseSink(settings.clickhouse_dsn, "dead_letters", DEAD_LETTER_COLUMNS),
+        dead_letters = KafkaDeadLetters(
+            self.send_dead_letter,
+            RedisLedger(store.redis),
+            kafka_scan(settings.kafka_bootstrap, settings.topic_dlq),
             owned=self.owns,
+        )
+        self.processor = FeatureProcessor.from_tables(
+            settings, store, tables, dead_letters, self.scorer, self.rescorer, self.owns
         )
         self.metrics_at = self.checkpoint_at = 0.0
         alerts = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
@@ -114,6 +107,9 @@ class Worker:
         app.timer(interval=1.0)(self.resolve_labels)
         app.timer(interval=1.0)(self.rescore_tick)
         app.timer(interval=settings.drift_check_s)(self.drift.tick)  # drift: thresholds, alerts, the daily job
+        self.segments = SegmentWatch(store.redis, tables.rfm_boundaries, tables.rfm_boundaries, self.segmenter,
+                                     self.drift.final_through)  # fmt: skip
+        app.timer(interval=settings.segments_check_s)(self.segments.tick)  # the daily RFM cut, shared boundaries
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
         app.on_before_shutdown.connect(self.on_stopping)  # type: ignore[arg-type]
 

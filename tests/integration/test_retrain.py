@@ -19,7 +19,7 @@ from models.experiments import Experiments
 from models.registry import Registry
 from models.retrain import Guardrails, retrain, retrainings
 from simulation.generator import make_users, simulate
-from streams.processor import BRONZE_COLUMNS, bronze_row
+from streams.bronze import BRONZE_COLUMNS, bronze_row
 from streams.records import RawRecord
 from streams.retrain_schedule import RetrainSchedule
 from streams.sinks import ClickHouseSink
