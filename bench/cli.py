@@ -1,5 +1,5 @@
-"""The benchmark commands: ``churnstream bench features|train|e2e|api|profile|rescore|online|dashboard``, each on
-its module in ``bench/``.
+"""The benchmark commands: ``churnstream bench features|recommend|train|e2e|api|profile|rescore|online|dashboard``,
+each on its module in ``bench/``.
 
 ``churnstream/cli.py`` registers :data:`bench_app` as the ``bench`` group.
 """
@@ -27,6 +27,19 @@ def bench_features(
     from bench.run_features import run
 
     run(get_settings(), console, users=users, days=days)
+
+
+@bench_app.command("recommend")
+def bench_recommend(
+    users: int = typer.Option(3_000, help="simulated users"),
+    days: int = typer.Option(365, help="days of history"),
+    seed: int = typer.Option(0, help="generator seed"),
+    split_day: int = typer.Option(300, help="the test split: fit before this day, measure the next 30 days"),
+) -> None:
+    """Recommendations offline: HR@10 and NDCG@10 of the hybrid, CF, content and popularity on a time split."""
+    from bench.recommend import run
+
+    run(console, users=users, days=days, seed=seed, split_day=split_day)
 
 
 @bench_app.command("train")

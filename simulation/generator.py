@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.days import DAY_MS
-from simulation import latent
+from simulation import catalogue, latent
+from simulation.catalogue import CATEGORIES
 from simulation.drift import NO_CHANGE, BehaviourChange
 from simulation.faults import MALFORMED_KINDS, TOPIC_OF, Record, arrivals, malformed_record, write_jsonl
 
-CATEGORIES = ("books", "electronics", "home", "fashion", "toys", "grocery", "beauty", "sports")
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 # The medians of the users' hidden-process rates (each user's own are spread around them, see ``make_users``)
 ENGAGEMENT_MEDIAN = 0.42  # sessions per day while active, at activity 1
@@ -195,7 +195,7 @@ def _user_events(u: User, end_ms: int, rng: np.random.Generator, change: Behavio
                 seq += 1
                 category = _category(u, rng)
                 if rng.random() < PRODUCT_SHARE:
-                    product = f"p{int(rng.integers(5000))}"
+                    product = catalogue.pick(u.user_id, category, int(rng.integers(catalogue.DRAWS)))
                     events.append(
                         base("page_view", seq, t, session)
                         | {
