@@ -63,9 +63,10 @@ def ndcg(ranked: Sequence[str], relevant: set[str], k: int = K) -> float:
 
 def scored_users(
     events: Sequence[Mapping[str, Any]], split_ms: int, alphas: Sequence[float]
-) -> dict[str, list[tuple[float, float]]]:
+) -> tuple[dict[str, list[tuple[float, float]]], int]:
     """Fit on the events before ``split_ms``; per scorer ("alpha=<a>" for each blend, "popularity"), the (hit,
-    NDCG@10) of each user who bought, in the next 30 days, an item they had not bought before."""
+    NDCG@10) of each user who bought, in the next 30 days, an item they had not bought before; and the model's
+    items."""
     before = [e for e in events if e["ts"] < split_ms]
     after = [e for e in events if split_ms <= e["ts"] < split_ms + HORIZON_DAYS * DAY_MS]
     rows = interactions(before)
@@ -96,7 +97,7 @@ def scored_users(
         for name, ranked in lists.items():
             items = [i for i, _ in ranked]
             metrics[name].append((float(bool(future[user] & set(items))), ndcg(items, future[user])))
-    return metrics
+    return metrics, len(model.items)
 
 
 def evaluate(
@@ -107,9 +108,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """The blend's weight is chosen by NDCG@10 on a validation split 30 days earlier (fit on the events before it,
     scored on the purchases of the 30 days after it), then every scorer is measured on the test split."""
-    valid = scored_users(events, split_ms - HORIZON_DAYS * DAY_MS, ALPHAS)
+    valid, _ = scored_users(events, split_ms - HORIZON_DAYS * DAY_MS, ALPHAS)
     alpha = max(ALPHAS, key=lambda a: (float(np.mean([m[1] for m in valid[f"alpha={a}"]] or [0])), a))
-    test = scored_users(events, split_ms, sorted({alpha, 1.0, 0.0}))
+    test, items = scored_users(events, split_ms, sorted({alpha, 1.0, 0.0}))
     named = {
         "hybrid": test[f"alpha={alpha}"],
         "cf": test["alpha=1.0"],
@@ -118,6 +119,7 @@ def evaluate(
     }
     return {
         "users": len(named["popularity"]),
+        "items": items,
         "validation_users": len(valid["popularity"]),
         "validation_ndcg": {a: round(float(np.mean([m[1] for m in valid[f"alpha={a}"]] or [0])), 4) for a in ALPHAS},
         "split_ms": split_ms,
