@@ -19,6 +19,7 @@ from features.cli import features_app
 from infra.cli import init, stack_app
 from models.cli import models_app, retrain, train
 from serving.cli import keys_app
+from streams.recommend_cli import recommend_app
 
 app = typer.Typer(help="churnstream: real-time churn and purchase scoring from event streams.", no_args_is_help=True)
 app.command()(init)
@@ -104,6 +105,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(recommend_app, name="recommend")
 
 
 if __name__ == "__main__":

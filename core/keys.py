@@ -10,6 +10,8 @@ key (built by)                            type      written by            read b
 cs:u:{<user>} (state_key)                 string    worker: state store   worker, API: state store    the user's (tag)
 cs:s:{<user>} (score_key)                 hash      worker: state store   API: state store            the user's (tag)
 cs:p:{<user>} (pending_key)               string    worker: learner       worker: learner             the user's (tag)
+cs:rec:{<user>} (recs_key)                string    recommender job       API: recommendations        the user's (tag)
+cs:rb:{<user>} (bought_key)               set       API: feedback         API: recommendations        the user's (tag)
 cs:exp:<partition> (expiry_key)           zset      worker: learner       worker: learner             untagged (a)
 cs:lab:<partition> (log_key)              stream    worker: learner       worker: learner on restart  untagged (a)
 cs:labels:<task> (counts_key)             hash      worker: learner       tests: exact counts         untagged (a)
@@ -27,6 +29,7 @@ cs:drift:sending (DRIFT_SENDING)          hash      worker: drift watch   worker
 cs:retrain:last (RETRAIN_LAST)            string    worker: retraining    worker: retraining          untagged
 cs:retrain:asked (RETRAIN_ASKED)          string    worker: drift alerts  worker: retraining          untagged
 cs:rfm (RFM_BOUNDARIES)                   string    worker: RFM cut       worker: segments            untagged
+cs:rec:settings (RECOMMEND_SETTINGS)      hash      API: admin            API: recommendations        untagged
 cs:dash:<sha256> (session_key)            string    API: dashboard login  API: dashboard              untagged
 cs:dlq:{<topic>} (ledger_key)             hash      worker: dead letters  worker: dead letters        the topic's (tag)
 cs:ch:{<topic>} (ledger_key)              hash      worker: ClickHouse    worker: ClickHouse          the topic's (tag)
@@ -85,6 +88,16 @@ def score_key(user_id: str) -> str:
 def pending_key(user_id: str) -> str:
     """The user's pending label snapshots (at most one per task), waiting for their label."""
     return f"cs:p:{{{user_id}}}"
+
+
+def recs_key(user_id: str) -> str:
+    """The user's collaborative-filtering candidates from the daily recommender job (JSON, with a TTL)."""
+    return f"cs:rec:{{{user_id}}}"
+
+
+def bought_key(user_id: str) -> str:
+    """Set of the items the user bought from a recommendation since the job (feedback ``bought``)."""
+    return f"cs:rb:{{{user_id}}}"
 
 
 def user_of(key: str | bytes) -> str:
@@ -148,6 +161,7 @@ RETRAIN_LAST = "cs:retrain:last"  # string: when (unix ms) the worker last start
 RETRAIN_ASKED = "cs:retrain:asked"  # string: why a retraining is asked for (a drift alert), until one starts
 DRIFT_LOCK = "cs:drift:lock"  # string with a TTL: the worker running the daily drift job now
 RFM_BOUNDARIES = "cs:rfm"  # string: the RFM segments' current quintile boundaries, JSON (features.rfm.Boundaries)
+RECOMMEND_SETTINGS = "cs:rec:settings"  # hash: the recommendations' admin settings (alpha, min_score, popular_share)
 
 
 def session_key(digest: str) -> str:

@@ -27,12 +27,17 @@ Items a user bought are never recommended to them.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
+
+from features.interest import HALF_LIFE_DAYS, KEPT, top
+from features.state import UserState
 
 WEIGHTS = {"page_view": 1.0, "cart": 3.0, "purchase": 5.0}
 NEIGHBOURS = 30  # similar items kept per item
@@ -169,6 +174,39 @@ class ItemModel:
         with np.load(directory / "items.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("items", "categories", "popularity", "nbr_idx", "nbr_sim")}
         return cls(**arrays, version=meta.pop("version"), meta=meta)
+
+
+def interactions(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, float, bool]]:
+    """(user, item, category, weight, bought) for each product an event names: a product page view, a cart event,
+    each item of a purchase."""
+    out = []
+    for e in events:
+        kind, user = e["type"], e["user_id"]
+        if kind == "purchase":
+            out += [(user, i["product_id"], i["category"], WEIGHTS[kind], True) for i in e["items"]]
+        elif e.get("product_id"):
+            out.append((user, e["product_id"], e.get("category") or "", WEIGHTS[kind], False))
+    return out
+
+
+def histories(
+    rows: Iterable[tuple[str, str, str, float, bool]],
+) -> tuple[dict[str, dict[str, float]], dict[str, set[str]]]:
+    """From :func:`interactions`: each user's summed weight per item, and the items each user bought."""
+    history: dict[str, dict[str, float]] = defaultdict(dict)
+    bought: dict[str, set[str]] = defaultdict(set)
+    for user, item, _, weight, was_bought in rows:
+        history[user][item] = history[user].get(item, 0.0) + weight
+        if was_bought:
+            bought[user].add(item)
+    return history, bought
+
+
+def category_shares(state: UserState, half_life_days: float = HALF_LIFE_DAYS) -> dict[str, float]:
+    """The user's priority categories as shares of their kept interest (what the API blends with)."""
+    ranked = top(state.interest, state.interest_ms, state.interest_ms, KEPT, half_life_days)
+    total = sum(v for _, v in ranked)
+    return {c: v / total for c, v in ranked} if total else {}
 
 
 def _codes(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,33 +26,12 @@ import orjson
 
 from core.days import DAY_MS
 from features import offline
-from features.interest import HALF_LIFE_DAYS, KEPT, top
 from features.state import UserState, apply
-from models.recommend import WEIGHTS, ItemModel, rank
+from models.recommend import ItemModel, category_shares, histories, interactions, rank
 
 K = 10
 ALPHAS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)  # the blend weights tried on the validation split
 HORIZON_DAYS = 30
-
-
-def interactions(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str, float, bool]]:
-    """(user, item, category, weight, bought) for each product an event names: a product page view, a cart event,
-    each item of a purchase."""
-    out = []
-    for e in events:
-        kind, user = e["type"], e["user_id"]
-        if kind == "purchase":
-            out += [(user, i["product_id"], i["category"], WEIGHTS[kind], True) for i in e["items"]]
-        elif e.get("product_id"):
-            out.append((user, e["product_id"], e.get("category") or "", WEIGHTS[kind], False))
-    return out
-
-
-def category_shares(state: UserState, half_life_days: float = HALF_LIFE_DAYS) -> dict[str, float]:
-    """The user's priority categories as shares of their kept interest (what the API blends with)."""
-    ranked = top(state.interest, state.interest_ms, state.interest_ms, KEPT, half_life_days)
-    total = sum(v for _, v in ranked)
-    return {c: v / total for c, v in ranked} if total else {}
 
 
 def ndcg(ranked: Sequence[str], relevant: set[str], k: int = K) -> float:
@@ -73,12 +52,7 @@ def scored_users(
     model = ItemModel.fit(
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], "eval"
     )
-    history: dict[str, dict[str, float]] = defaultdict(dict)
-    bought: dict[str, set[str]] = defaultdict(set)
-    for user, item, _, weight, was_bought in rows:
-        history[user][item] = history[user].get(item, 0.0) + weight
-        if was_bought:
-            bought[user].add(item)
+    history, bought = histories(rows)
     future: dict[str, set[str]] = defaultdict(set)
     for user, item, _, _, was_bought in interactions(after):
         if was_bought and item not in bought[user] and user in history:

@@ -4,7 +4,7 @@ ClickHouse and Kafka; they get them through the dependencies in :mod:`serving.de
 >>> from churnstream.settings import Settings
 >>> app = create_app(Settings(home="/tmp/cs-doc-api"))
 >>> sorted(p.split("/")[-1] for p in app.openapi()["paths"] if p.startswith("/v1/users"))
-['categories', 'features', 'history', 'scores', 'segment']
+['categories', 'features', 'history', 'recommendations', 'scores', 'segment']
 """
 
 from __future__ import annotations
@@ -23,7 +23,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from churnstream.settings import Settings
 from serving.dashboard import pages as dashboard
 from serving.metrics import REQUEST_SECONDS
-from serving.routes import drift, events, experiments, exports, history, ops, profile, scoring, users
+from serving.routes import (
+    drift,
+    events,
+    experiments,
+    exports,
+    history,
+    ops,
+    profile,
+    recommendations,
+    scoring,
+    users,
+)
 from serving.services import Services
 
 log = logging.getLogger(__name__)
@@ -80,7 +91,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (users, profile, history, scoring, experiments, drift, exports, events, ops, dashboard):
+    routers = (users, profile, recommendations, history, scoring, experiments, drift, exports, events, ops, dashboard)
+    for module in routers:
         app.include_router(module.router)
     dashboard.mount_static(app)
 

@@ -19,6 +19,7 @@ from features.store import StateStore
 from serving.alerting import ThresholdStore
 from serving.catalog import ModelCatalog
 from serving.keys import KeyStore
+from serving.recommendations import RecommendationService
 from serving.services import Services
 
 
@@ -47,6 +48,10 @@ async def get_key_store(services: ServicesDep) -> KeyStore:
     return services.keys
 
 
+async def get_recommendations(services: ServicesDep) -> RecommendationService:
+    return services.recommendations
+
+
 async def get_thresholds(services: ServicesDep) -> ThresholdStore:
     return ThresholdStore(services.redis)
 
@@ -62,4 +67,5 @@ StoreDep = Annotated[StateStore, Depends(get_store)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
 ThresholdsDep = Annotated[ThresholdStore, Depends(get_thresholds)]
+RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
 ClickHouseDep = Annotated[Any, Depends(get_clickhouse)]  # a clickhouse-connect Client

@@ -231,3 +231,47 @@ class UserCategories(BaseModel):
     as_of: str
     half_life_days: float
     categories: list[CategoryInterest]
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    category: str | None
+    score: float = Field(
+        description="The blend: alpha x cf + (1 - alpha) x content (popularity variant: relative popularity)"
+    )
+    cf: float = Field(description="Collaborative-filtering score, 0 to 1 (the daily job's candidates)")
+    content: float = Field(description="Category affinity x relative popularity in the category, 0 to 1")
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    variant: Literal["hybrid", "popularity"] = Field(
+        description="`popularity`: the user is in the popularity holdout (`popular_share`)"
+    )
+    model_version: str = Field(description="The item model served (the daily job's version)")
+    candidates_version: str | None = Field(description="The job version of the user's CF candidates; null: none")
+    alpha: float
+    min_score: float
+    items: list[RecommendedItem]
+
+
+class RecommendationSettings(BaseModel):
+    alpha: float = Field(0.95, ge=0, le=1, description="Weight of CF in the blend (content: 1 - alpha)")
+    min_score: float = Field(0.0, ge=0, le=1, description="Items below this blended score are not recommended")
+    popular_share: float = Field(
+        0.0, ge=0, le=1, description="Share of users (a stable hash) served the popularity baseline: a holdout"
+    )
+
+
+class Feedback(BaseModel):
+    user_id: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(min_length=1, max_length=256)
+    action: Literal["shown", "clicked", "ignored", "bought"]
+    variant: Literal["hybrid", "popularity"] = "hybrid"
+    model_version: str = Field("", max_length=128)
+    feedback_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Idempotency: a feedback sent again with the same id counts once; default: a new id",
+    )

@@ -12,9 +12,11 @@ import redis.asyncio as aioredis
 
 from churnstream.settings import Settings
 from features.store import RedisStateStore, StateStore
+from models.recommend_store import RecommendationStore
 from serving.catalog import ModelCatalog
 from serving.ingest import KafkaIngest
 from serving.keys import KeyStore
+from serving.recommendations import RecommendationService
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Services:
     store: StateStore  # users' states and latest scores, on ``redis``
     catalog: ModelCatalog
     keys: KeyStore
+    recommendations: RecommendationService
     _ingest: KafkaIngest | None = None
     _clickhouse: Any = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -38,7 +41,15 @@ class Services:
             settings.online_model if settings.online_model != "off" else "logreg",
             interval_s=settings.model_reload_s,
         )
-        return cls(settings, redis, RedisStateStore(redis), catalog, KeyStore(redis, settings.api_key_cache_s))
+        store = RedisStateStore(redis)
+        recommendations = RecommendationService(
+            settings.registry_dir() / "recommender",
+            RecommendationStore(redis),
+            store,
+            settings.category_half_life_days,
+            reload_s=settings.model_reload_s,
+        )
+        return cls(settings, redis, store, catalog, KeyStore(redis, settings.api_key_cache_s), recommendations)
 
     @property
     def ingest(self) -> KafkaIngest:

@@ -77,8 +77,10 @@ class SegmentWatch:
         table: Sink,
         segmenter: Segmenter,
         through: Callable[[], Awaitable[int | None]],
+        on_cut: Callable[[int], Awaitable[Any]] | None = None,
     ) -> None:
         self.redis, self.events, self.table, self.segmenter, self.through = redis, events, table, segmenter, through
+        self.on_cut = on_cut  # after a cut this worker made is the one in force (the daily recommender job)
         self._newer = redis.register_script(_NEWER)
         self.recorded: set[str] = set()  # versions in this worker's rfm_boundaries
 
@@ -91,6 +93,8 @@ class SegmentWatch:
             as_of = await self.due(current)
             if as_of is not None and (cut := await self.cut(as_of)) is not None:
                 current = Boundaries.from_json(await self._newer(keys=[RFM_BOUNDARIES], args=[as_of, cut.to_json()]))
+                if current == cut and self.on_cut is not None:
+                    await self.on_cut(as_of)
             if current is not None:
                 await self.record(current)
                 self.segmenter.boundaries = current

@@ -1,12 +1,14 @@
-"""RFM segments and priority categories for streamed users, on the real stack: Kafka, Redis, embedded ClickHouse
-(a path of this module's own), the worker and the API in one ``churnstream run`` process.
+"""RFM segments, priority categories and recommendations for streamed users, on the real stack: Kafka, Redis,
+embedded ClickHouse (a path of this module's own), the worker and the API in one ``churnstream run`` process.
 
 Generated customers stream in two parts. After the first, the worker cuts the first RFM boundaries from ClickHouse
 ``events``; the second part moves every partition's watermark across more day ends, so users are segmented at
 events and at time rescorings, and new boundaries are cut as days complete. Every figure is checked against the
 pure functions on the generated history: each boundary version against the quintiles of the active population
 recomputed from the events, each user's latest segment against ``features.rfm`` on the state as of its as-of, and
-each user's priority categories against the state folded offline with the same half-life."""
+each user's priority categories against the state folded offline with the same half-life, each user's
+recommendations against the job's candidates recomputed from the generated events and the blend of
+``models.recommend``. Feedback is counted raw in ClickHouse, and the admin's settings change the next answers."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from features.rfm import Boundaries, of_vector
 from features.state import UserState, apply
 from infra import clickhouse_db
 from infra.processes import free_port
+from models.recommend import ItemModel, category_shares, interactions, rank
+from models.recommend_store import current_version
 from simulation.faults import TOPIC_OF, Record
 from simulation.generator import make_users, simulate
 from streams.produce import produce_records
@@ -59,6 +63,52 @@ def wait_for(what: str, check, timeout: float = 60) -> None:  # type: ignore[no-
     while not check():
         assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
         time.sleep(0.5)
+
+
+def recommendations(
+    stack: StackHandle, api: httpx.Client, r: redis.Redis, ids: list[str], write: str, admin: str
+) -> dict:
+    """Ask for every user's recommendations once the job of the latest cut serves, then send feedback and change
+    the admin settings, asking again after each change."""
+    root = stack.settings.registry_dir() / "recommender"
+    cut = lambda: Boundaries.from_json(r.get(RFM_BOUNDARIES)).version.removeprefix("rfm-")  # noqa: E731
+    wait_for("the recommender job of the latest cut", lambda: current_version(root) == f"rec-{cut()}")
+    out: dict = {"model": ItemModel.load(root / f"rec-{cut()}")}
+    out["recs"] = {u: api.get(f"/v1/users/{u}/recommendations", params={"k": 10}).json() for u in ids}
+    user = next(u for u in ids if len(out["recs"][u]["items"]) == 10)
+    items = [i["item_id"] for i in out["recs"][user]["items"]]
+    sent = [
+        ("shown", items[0], "f1"),
+        ("clicked", items[0], "f2"),
+        ("bought", items[0], "f3"),
+        ("shown", items[1], "f4"),
+    ]
+    codes = [
+        api.post("/v1/recommendations/feedback", headers={"X-API-Key": write},
+                 json={"user_id": user, "item_id": item, "action": action, "feedback_id": fid}).status_code
+        for action, item, fid in [*sent, sent[1]]  # the click sent twice (a client's retry)
+    ]  # fmt: skip
+    out["feedback"] = {"user": user, "sent": sent, "codes": codes}
+    out["after_bought"] = api.get(f"/v1/users/{user}/recommendations").json()
+    admin_h = {"X-API-Key": admin}
+    scores = [i["score"] for i in out["after_bought"]["items"]]
+    threshold = round(sorted(scores)[len(scores) // 2], 6)
+    out["put"] = api.put("/v1/admin/recommendations", headers=admin_h, json={"min_score": threshold}).json()
+    out["threshold"] = (threshold, api.get(f"/v1/users/{user}/recommendations").json())
+    api.put("/v1/admin/recommendations", headers=admin_h, json={"min_score": 0, "alpha": 0.0})
+    out["content_only"] = api.get(f"/v1/users/{user}/recommendations").json()
+    api.put("/v1/admin/recommendations", headers=admin_h, json={"popular_share": 1.0})
+    out["holdout"] = api.get(f"/v1/users/{user}/recommendations").json()
+    out["forbidden"] = api.put("/v1/admin/recommendations", json={"alpha": 0.5}).status_code  # a read key
+    return out
+
+
+def folded(events: list) -> UserState:
+    """The state of all a user's events, in time order, with the module's half-life."""
+    state = UserState()
+    for ev in events:
+        apply(state, ev, half_life_days=HALF_LIFE)
+    return state
 
 
 def expected_cut(accepted: dict[str, list], as_of_ms: int) -> tuple[list[float], list[float], list[float]]:
@@ -99,6 +149,7 @@ def streamed(module_stack: StackHandle) -> dict:
         out["api_categories"] = {u: api.get(f"/v1/users/{u}/categories", params={"k": KEPT}).json() for u in ids}
         out["unknown"] = api.get(f"/v1/users/{prefix}-nobody/segment").status_code
         out["redis"] = {u: r.hget(score_key(u), SEGMENT_FIELD) for u in ids}
+        out |= recommendations(stack, api, r, ids, new_key(stack, "write"), new_key(stack, "admin"))
     r.close()
     client = clickhouse_db.connect(stack.settings.clickhouse_dsn)
     try:
@@ -109,6 +160,9 @@ def streamed(module_stack: StackHandle) -> dict:
             "SELECT user_id, toUnixTimestamp64Milli(as_of), trigger, segment, rfm_version FROM user_segments"
         ).result_rows
         out["latest"] = client.query("SELECT user_id, segment, toUnixTimestamp64Milli(as_of) FROM user_segments_latest")
+        out["feedback_rows"] = client.query(
+            "SELECT feedback_id, user_id, item_id, action, variant FROM recommendation_feedback"
+        ).result_rows
     finally:
         client.close()
     out["latest"] = out["latest"].result_rows
@@ -163,9 +217,7 @@ def test_priority_categories_are_those_of_the_state_folded_offline(streamed: dic
     accepted = offline.accept((e["type"], orjson.dumps(e)) for e in streamed["events"])
     exact = 0
     for user, answer in streamed["api_categories"].items():
-        state = UserState()
-        for ev in accepted[user]:
-            apply(state, ev, half_life_days=HALF_LIFE)
+        state = folded(accepted[user])
         want = top(state.interest, state.interest_ms, state.interest_ms, KEPT, HALF_LIFE)
         got = [(c["category"], c["interest"]) for c in answer["categories"]]
         assert answer["half_life_days"] == HALF_LIFE and answer["as_of_ms"] == state.interest_ms
@@ -178,3 +230,52 @@ def test_priority_categories_are_those_of_the_state_folded_offline(streamed: dic
         else:
             assert got[0][0] == want[0][0], user
     assert exact > 0.3 * len(streamed["api_categories"]), exact
+
+
+def test_every_streamed_user_gets_the_recommendations_the_job_and_the_blend_give(streamed: dict) -> None:
+    """The job's candidates recomputed from the generated events of its 90-day window (the ClickHouse read is
+    what is checked: the fit is the same code), blended with each user's final category affinity."""
+    from streams.recommend_job import WINDOW_DAYS, build
+
+    model: ItemModel = streamed["model"]
+    as_of = int(model.meta["as_of_ms"])
+    window = [e for e in streamed["events"] if as_of - WINDOW_DAYS * DAY_MS < e["ts"] <= as_of]
+    _, candidates = build(interactions(window), as_of)
+    accepted = offline.accept((e["type"], orjson.dumps(e)) for e in streamed["events"])
+    served = 0
+    for user, answer in streamed["recs"].items():
+        state = folded(accepted[user])
+        c = candidates.get(user)
+        cf, bought = (dict(c.items), set(c.bought)) if c else ({}, set())
+        want = rank(cf, model.content_scores(category_shares(state, HALF_LIFE)), 0.95, bought, 10)
+        assert [(i["item_id"], i["score"]) for i in answer["items"]] == [(i, round(s, 6)) for i, s in want], user
+        assert not bought & {i["item_id"] for i in answer["items"]}
+        assert answer["variant"] == "hybrid" and answer["model_version"] == model.version
+        served += bool(answer["items"])
+    assert served == len(streamed["recs"]) > 100
+
+
+def test_feedback_lands_in_clickhouse_once_and_a_bought_item_is_not_recommended_again(streamed: dict) -> None:
+    fb = streamed["feedback"]
+    assert fb["codes"] == [202] * 5
+    rows = [r for r in streamed["feedback_rows"] if r[1] == fb["user"]]
+    assert sorted((fid, item, action) for fid, _, item, action, _ in rows) == sorted(
+        (fid, item, action) for action, item, fid in fb["sent"]
+    )  # raw rows: the retried click counted once
+    bought = fb["sent"][2][1]
+    assert bought not in {i["item_id"] for i in streamed["after_bought"]["items"]}
+
+
+def test_the_admin_settings_change_the_next_answers(streamed: dict) -> None:
+    threshold, answer = streamed["threshold"]
+    assert streamed["put"]["min_score"] == threshold and answer["min_score"] == threshold
+    assert answer["items"] and all(i["score"] >= threshold for i in answer["items"])
+    assert len(answer["items"]) < len(streamed["after_bought"]["items"])
+    content_only = streamed["content_only"]
+    assert content_only["alpha"] == 0.0 and all(i["score"] == i["content"] for i in content_only["items"])
+    assert streamed["holdout"]["variant"] == "popularity"
+    got = [i["item_id"] for i in streamed["holdout"]["items"]]
+    ranked = [i for i, _ in streamed["model"].popular(len(streamed["model"].items))]
+    assert len(got) == 10 and [i for i in ranked if i in got] == got  # the most popular, in order, but bought ones
+    assert streamed["feedback"]["sent"][2][1] not in got
+    assert streamed["forbidden"] == 403

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.recommend import ItemModel, rank
-from models.recommend_eval import interactions, ndcg
+from models.recommend import ItemModel, interactions, rank
+from models.recommend_eval import ndcg
 from simulation import catalogue
 from simulation.generator import make_users, simulate
 
