@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.records import DOCS
+from models.report import write_between
 
 
 def update_section(name: str, body: str, path: Path = DOCS / "benchmarks.md") -> None:
@@ -16,11 +17,4 @@ def update_section(name: str, body: str, path: Path = DOCS / "benchmarks.md") ->
 
     Everything outside the two markers is kept byte for byte.
     """
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    write_between(path, f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->", body, "# Benchmarks\n")

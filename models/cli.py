@@ -39,6 +39,7 @@ def train(
     ),
 ) -> None:
     """Train logreg, SVM, random forest and XGBoost per task on point-in-time data; promote the best."""
+    from models import clusters_report
     from models import report as model_report
     from models.train import train_all
 
@@ -68,6 +69,8 @@ def train(
             else f"churnstream train --events {events}"
         )
         model_report.write(run.reports, command, run.source, run.progressive)
+        if run.clusters is not None:
+            clusters_report.write(run.clusters, command, run.source)
         console.print("wrote docs/models.md and docs/models.json")
 
 

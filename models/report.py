@@ -175,12 +175,19 @@ def write(
     run = run_record(command, data_note)
     data = summary(reports, run, progressive)
     (docs / "models.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    path = docs / "models.md"
-    text = path.read_text() if path.exists() else "# Models\n\n## Results\n"
-    block = f"{START}\n{results_markdown(reports, run, progressive)}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    write_between(
+        docs / "models.md", START, END, results_markdown(reports, run, progressive), "# Models\n\n## Results\n"
+    )
+    return data
+
+
+def write_between(path: Path, start: str, end: str, body: str, new: str = "") -> None:
+    """Replace the text between the ``start`` and ``end`` markers of ``path`` with ``body`` (the block is appended
+    if they are missing; ``new`` is the file's text if it does not exist). Everything else stays byte for byte."""
+    text = path.read_text() if path.exists() else new
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
-    return data

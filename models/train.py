@@ -10,6 +10,7 @@ and the oracle's over the champion with paired intervals, so a difference inside
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from core.days import DAY_MS, day_end, lapsed
 from core.tasks import TASKS
 from features.compute import FEATURE_NAMES
 from features.offline import Accepted
@@ -156,6 +158,7 @@ class TrainingRun:
     reports: dict[str, dict[str, Any]]
     source: str
     progressive: dict[str, dict[str, dict[str, float]]] | None
+    clusters: dict[str, Any] | None = None  # the behavioural clusters fitted and made current (models.clusters)
 
 
 def train_all(
@@ -214,6 +217,8 @@ def train_all(
             calendar=calendar,
             grid_per_user=grid_per_user,
         )
+    progress("behavioural clusters")
+    clusters = fit_clusters(accepted, registry)
     progressive = None
     if events is None and progressive_users:
         progress(f"progressive validation on a separate stream of {progressive_users:,} users")
@@ -223,4 +228,23 @@ def train_all(
         outcome = pv.run(offline.accept((e["type"], orjson.dumps(e)) for e in stream), champions)
         progressive = {t: o.later_half() for t, o in outcome.items()}
     progress("done")
-    return TrainingRun(reports, source, progressive)
+    return TrainingRun(reports, source, progressive, clusters)
+
+
+def fit_clusters(accepted: Accepted, registry: Registry, seed: int = 0) -> dict[str, Any] | None:
+    """K-means on the users active in the last 60 days of the history, as of its last day end; saved as the current
+    version under ``<registry>/clusters`` (:mod:`models.clusters`)."""
+    from features import offline
+    from models.clusters import Clusters
+
+    last = max((evs[-1].ts_ms for evs in accepted.values() if evs), default=0)
+    end = day_end(last // DAY_MS)
+    active = [u for u, evs in accepted.items() if evs and not lapsed(end, evs[-1].ts_ms)]
+    if len(active) < 10:
+        return None
+    X = np.array([[f[n] for n in FEATURE_NAMES] for f in offline.build(accepted, [(u, end) for u in active])])
+    version = dt.datetime.now(dt.UTC).strftime("clusters-%Y%m%dT%H%M%SZ")
+    c = Clusters.fit(X, version, seed=seed)
+    c.save(registry.root / "clusters")
+    return {"version": version, "users": len(active), "k": c.k, "silhouette": c.silhouette,
+            "silhouettes": c.silhouettes, "profiles": c.profiles}  # fmt: skip

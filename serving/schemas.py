@@ -215,6 +215,8 @@ class UserSegment(BaseModel):
     as_of_ms: int | None = None
     as_of: str | None = None
     trigger: Literal["event", "time"] | None = None
+    cluster: int | None = Field(None, description="The behavioural cluster (-1: no clusters trained yet)")
+    clusters_version: str | None = None
 
 
 class CategoryInterest(BaseModel):

@@ -12,6 +12,8 @@ give the worker. It is written to ClickHouse ``rfm_boundaries`` under its versio
 newer than the boundaries there, so two workers cutting the same day agree on one. With embedded chDB, each worker
 reads only its own partitions' events: the cut is then taken over that share of the users (a sample); a ClickHouse
 server gives every worker the whole population.
+
+Each tick also adopts the behavioural clusters ``churnstream train`` made current (``<registry>/clusters``).
 """
 
 from __future__ import annotations
@@ -19,13 +21,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from churnstream.settings import Settings
 from core.days import DAY_MS, LAPSE_DAYS
 from core.keys import RFM_BOUNDARIES, WATERMARKS
 from features.rfm import Boundaries
+from models.clusters import Clusters, current_version
+from models.recommend_store import RecommendationStore
+from models.registry import ModelRejected
+from streams.recommend_job import RecommenderJob, read_interactions
 from streams.segments import Segmenter
 from streams.sinks import ClickHouseSink, Sink
 
@@ -78,16 +87,37 @@ class SegmentWatch:
         segmenter: Segmenter,
         through: Callable[[], Awaitable[int | None]],
         on_cut: Callable[[int], Awaitable[Any]] | None = None,
+        clusters_root: Path | None = None,
     ) -> None:
         self.redis, self.events, self.table, self.segmenter, self.through = redis, events, table, segmenter, through
         self.on_cut = on_cut  # after a cut this worker made is the one in force (the daily recommender job)
+        self.clusters_root = clusters_root  # <registry>/clusters: the behavioural clusters, reloaded when replaced
         self._newer = redis.register_script(_NEWER)
         self.recorded: set[str] = set()  # versions in this worker's rfm_boundaries
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        redis: aioredis.Redis,
+        table: ClickHouseSink,
+        segmenter: Segmenter,
+        through: Callable[[], Awaitable[int | None]],
+    ) -> SegmentWatch:
+        """The worker's: cuts read ``events`` on ``table``'s client (``rfm_boundaries``), the recommender job runs
+        after each cut this worker makes, the clusters come from the registry."""
+        recommender = RecommenderJob(
+            partial(table.call, read_interactions),
+            RecommendationStore(redis),
+            settings.registry_dir() / "recommender",
+        )
+        return cls(redis, table, table, segmenter, through, recommender.run, settings.registry_dir() / "clusters")
 
     async def tick(self) -> Boundaries | None:
         """Adopt the shared boundaries, cutting new ones first if a day completed since; a failure is logged and
         retried on the next tick."""
         try:
+            self.reload_clusters()
             blob = await self.redis.get(RFM_BOUNDARIES)
             current = Boundaries.from_json(blob) if blob else None
             as_of = await self.due(current)
@@ -102,6 +132,17 @@ class SegmentWatch:
         except Exception:
             log.exception("the RFM cut failed; retrying on the next tick")
             return None
+
+    def reload_clusters(self) -> None:
+        """Adopt the current behavioural clusters if ``churnstream train`` made a new version current."""
+        if self.clusters_root is None:
+            return
+        version, held = current_version(self.clusters_root), self.segmenter.clusters
+        if version is not None and (held is None or held.version != version):
+            try:
+                self.segmenter.clusters = Clusters.load_current(self.clusters_root)
+            except ModelRejected:
+                log.exception("the current clusters are refused; keeping %s", held and held.version)
 
     async def due(self, current: Boundaries | None) -> int | None:
         """The moment to cut at now: the latest complete day end if newer than ``current``; with no boundaries yet,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
 from typing import Any, cast
 
 import faust
@@ -36,7 +35,6 @@ from churnstream.settings import Settings
 from core.contracts import Event
 from features.store import RedisStateStore
 from models.champions import Champions
-from models.recommend_store import RecommendationStore
 from streams.aligner import EventTimeAligner
 from streams.budget import RescoreBudget
 from streams.delivery import BatchTopic, batches
@@ -49,7 +47,6 @@ from streams.monitor import LeanMonitor
 from streams.online import OnlineLearner
 from streams.ownership import Ownership
 from streams.processor import FeatureProcessor
-from streams.recommend_job import RecommenderJob, read_interactions
 from streams.records import Held, to_record
 from streams.rescore import Rescorer, split_by_event_time
 from streams.retry import effect, until_done
@@ -110,12 +107,9 @@ class Worker:
         app.timer(interval=1.0)(self.resolve_labels)
         app.timer(interval=1.0)(self.rescore_tick)
         app.timer(interval=settings.drift_check_s)(self.drift.tick)  # drift: thresholds, alerts, the daily job
-        recommender = RecommenderJob(
-            partial(tables.rfm_boundaries.call, read_interactions), RecommendationStore(store.redis),
-            settings.registry_dir() / "recommender",
-        )  # fmt: skip
-        self.segments = SegmentWatch(store.redis, tables.rfm_boundaries, tables.rfm_boundaries, self.segmenter,
-                                     self.drift.final_through, recommender.run)  # fmt: skip
+        self.segments = SegmentWatch.from_settings(
+            settings, store.redis, tables.rfm_boundaries, self.segmenter, self.drift.final_through
+        )
         app.timer(interval=settings.segments_check_s)(self.segments.tick)  # the daily RFM cut, shared boundaries
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]  # mode types receivers narrowly
         app.on_before_shutdown.connect(self.on_stopping)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ ENGINE = ReplacingMergeTree(computed_at)
 ORDER BY version
 SETTINGS non_replicated_deduplication_window = 10000;
 
--- user_segments: the history, one row per user and moment the worker scored them (an event's row, the latest of a
+-- user_segments: the history (with the behavioural cluster, -1 before any is trained), one row per user and moment the worker scored them (an event's row, the latest of a
 -- batch per user; every day end of the time rescoring), written with the `predictions` rows of the same batch and
 -- under the same token. A batch redone after a failed insert may write its rows again: the sorting key
 -- (user, as_of, trigger) collapses them at merge, so read with FINAL or through user_segments_latest.
@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS user_segments
     frequency    Float64,
     monetary     Float64,
     rfm_version  String,
+    cluster      Int16 DEFAULT -1,
+    clusters_version String DEFAULT '',
     written_at   DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(written_at)
@@ -48,6 +50,8 @@ SELECT
     argMax(r, t) AS r,
     argMax(f, t) AS f,
     argMax(m, t) AS m,
-    argMax(rfm_version, t) AS rfm_version
-FROM (SELECT user_id, as_of AS t, segment, r, f, m, rfm_version FROM user_segments)
+    argMax(rfm_version, t) AS rfm_version,
+    argMax(cluster, t) AS cluster,
+    argMax(clusters_version, t) AS clusters_version
+FROM (SELECT user_id, as_of AS t, segment, r, f, m, rfm_version, cluster, clusters_version FROM user_segments)
 GROUP BY user_id;

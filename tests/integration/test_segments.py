@@ -30,8 +30,11 @@ from features.rfm import Boundaries, of_vector
 from features.state import UserState, apply
 from infra import clickhouse_db
 from infra.processes import free_port
+from models.clusters import Clusters
 from models.recommend import ItemModel, category_shares, interactions, rank
 from models.recommend_store import current_version
+from models.registry import Registry
+from models.train import fit_clusters
 from simulation.faults import TOPIC_OF, Record
 from simulation.generator import make_users, simulate
 from streams.produce import produce_records
@@ -134,8 +137,11 @@ def streamed(module_stack: StackHandle) -> dict:
     events = simulate(users, DAYS, 17, start_ms=START)
     key = new_key(stack, "read")
     port = free_port()
+    # behavioural clusters as `churnstream train` leaves them, fitted on the first part's users
+    first = offline.accept((e["type"], orjson.dumps(e)) for e in events if e["ts"] < START + SPLIT * DAY_MS)
+    out_clusters = fit_clusters(first, Registry(stack.settings.registry_dir()))
     r = redis.Redis.from_url(stack.settings.redis_url)
-    out: dict = {"events": events, "stack": stack}
+    out: dict = {"events": events, "stack": stack, "clusters": out_clusters}
     with stack.worker("segments", command="run", CHURNSTREAM_API_PORT=str(port), **SETTINGS) as worker:
         worker.wait_http(f"http://127.0.0.1:{port}/healthz", 60, stack.settings.home / "logs" / "segments.log")
         produce(stack, [e for e in events if e["ts"] < START + SPLIT * DAY_MS])
@@ -183,6 +189,8 @@ def test_every_boundary_version_is_the_quintiles_of_the_active_population(stream
 
 def test_every_streamed_user_has_the_segment_its_state_and_boundaries_give(streamed: dict) -> None:
     accepted = offline.accept((e["type"], orjson.dumps(e)) for e in streamed["events"])
+    clusters = Clusters.load_current(streamed["stack"].settings.registry_dir() / "clusters")
+    assert clusters is not None and clusters.version == streamed["clusters"]["version"]
     cuts = {v[0]: Boundaries(v[0], v[1], v[2], tuple(v[3]), tuple(v[4]), tuple(v[5])) for v in streamed["boundaries"]}
     segmented, triggers = 0, Counter()
     for user, answer in streamed["api_segments"].items():
@@ -191,9 +199,12 @@ def test_every_streamed_user_has_the_segment_its_state_and_boundaries_give(strea
         state = offline.state_at(accepted[user], answer["as_of_ms"])
         want = of_vector(cuts[answer["version"]], vector(state, answer["as_of_ms"]), answer["as_of_ms"], "")
         assert (answer["segment"], answer["r"], answer["f"], answer["m"]) == (want.segment, want.r, want.f, want.m)
+        assert answer["cluster"] == clusters.assign_one(vector(state, answer["as_of_ms"]))
+        assert answer["clusters_version"] == clusters.version
         segmented, triggers = segmented + 1, triggers + Counter([answer["trigger"]])
     assert segmented == len(accepted) > 100  # every user with an event (some sign up too late to have one)
     assert triggers["time"] > 0 and triggers["event"] > 0, triggers
+    assert len({a["cluster"] for a in streamed["api_segments"].values()}) > 1
     assert streamed["unknown"] == 404
 
 
