@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnstream.settings import Settings
+from serving.dashboard import customers
 from serving.dashboard import pages as dashboard
 from serving.metrics import REQUEST_SECONDS
 from serving.routes import (
@@ -91,8 +92,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    routers = (users, profile, recommendations, history, scoring, experiments, drift, exports, events, ops, dashboard)
-    for module in routers:
+    api = (users, profile, recommendations, history, scoring, experiments, drift, exports, events, ops)
+    for module in (*api, dashboard, customers):
         app.include_router(module.router)
     dashboard.mount_static(app)
 

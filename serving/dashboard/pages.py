@@ -68,8 +68,9 @@ def show(value: Any, kind: str = "number") -> str:
 
 templates.env.filters["show"] = show
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-PAGES = (("overview", "Overview"), ("at-risk", "At risk"), ("retention", "Retention"), ("quality", "Model quality"),
-         ("drift", "Drift"), ("experiments", "Experiments"), ("health", "Pipeline health"))  # fmt: skip
+PAGES = (("overview", "Overview"), ("at-risk", "At risk"), ("segments", "Segments"), ("clusters", "Clusters"),
+         ("retention", "Retention"), ("quality", "Model quality"), ("drift", "Drift"), ("experiments", "Experiments"),
+         ("health", "Pipeline health"))  # fmt: skip
 PAGE_SIZE = 50
 
 

@@ -44,6 +44,18 @@ SELECT least(floor(score * 10), 9) / 10 AS bin, count() AS rows, round(avg(score
 FROM ({resolved}) GROUP BY bin ORDER BY bin"""
 
 
+# per segment or cluster: users, and the mean of the champion's latest churn and purchase scores of those users
+_CUSTOMERS = """
+SELECT {by}, count() AS users, round(avg(c.score), 4) AS churn, round(avg(p.score), 4) AS purchase
+FROM user_segments_latest AS s
+LEFT JOIN (SELECT user_id, score FROM scores_now FINAL WHERE task = 'churn' AND model_kind = 'pretrained') AS c
+    ON c.user_id = s.user_id
+LEFT JOIN (SELECT user_id, score FROM scores_now FINAL WHERE task = 'purchase' AND model_kind = 'pretrained') AS p
+    ON p.user_id = s.user_id
+GROUP BY {by} ORDER BY users DESC, {by}
+SETTINGS join_use_nulls = 1"""
+
+
 def _resolved(task: str, outer: str) -> str:
     """``outer`` around the task's resolved scores."""
     return outer.format(resolved=_RESOLVED.format(task=task))
@@ -173,6 +185,15 @@ WHERE task = {task:String} AND experiment = {experiment:String} AND model_kind I
 GROUP BY user_id, as_of HAVING countDistinct(model_kind) = 2
 ORDER BY cityHash64(user_id, as_of) LIMIT 20000""",
     # --- pipeline health
+    # --- customers: segments, clusters, recommendations (each user's latest segment row, the champion's latest scores)
+    "segments_now": _CUSTOMERS.format(by="segment"),
+    "clusters_now": _CUSTOMERS.format(by="cluster"),
+    "recommendation_feedback": """
+SELECT variant, countIf(action = 'shown') AS shown, countIf(action = 'clicked') AS clicked,
+       countIf(action = 'bought') AS bought, uniqExact(user_id) AS users,
+       if(shown = 0, NULL, round(clicked / shown, 4)) AS ctr,
+       if(shown = 0, NULL, round(bought / shown, 4)) AS conversion
+FROM recommendation_feedback FINAL GROUP BY variant ORDER BY variant""",
     "throughput": """
 SELECT toString(toStartOfMinute(ingested_at)) AS minute, count() AS events FROM events
 WHERE ingested_at >= now64(3) - INTERVAL 60 MINUTE GROUP BY minute ORDER BY minute""",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from models.recommend_store import RecSettings
 from serving.auth import require
-from serving.deps import ClickHouseDep, RecommendationsDep
+from serving.deps import ClickHouseDep, RecommendationsDep, ServicesDep
 from serving.errors import check_user_id
 from serving.schemas import Feedback, Recommendations, RecommendationSettings
 
@@ -40,21 +40,30 @@ async def user_recommendations(
 
 
 @router.post(
-    "/recommendations/feedback", status_code=202, dependencies=[Depends(require("write"))], tags=["recommendations"]
+    "/recommendations/feedback",
+    status_code=202,
+    dependencies=[Depends(require("write"))],
+    responses={503: {"description": "ClickHouse unavailable"}},
 )
-async def feedback(body: Feedback, service: RecommendationsDep, clickhouse: ClickHouseDep) -> dict[str, str]:
+async def feedback(
+    body: Feedback, service: RecommendationsDep, clickhouse: ClickHouseDep, services: ServicesDep
+) -> dict[str, str]:
     """Record that an item was shown, clicked, ignored or bought (ClickHouse ``recommendation_feedback``); a
     ``bought`` item is not recommended to the user again."""
     check_user_id(body.user_id)
     fid = body.feedback_id or uuid.uuid4().hex
     row = [fid, body.user_id, body.item_id, body.action, body.variant, body.model_version]
-    await asyncio.to_thread(
-        clickhouse.insert,
-        "recommendation_feedback",
-        [row],
-        column_names=FEEDBACK_COLUMNS,
-        settings={"insert_deduplication_token": f"feedback:{fid}"},
-    )
+    try:
+        await asyncio.to_thread(
+            clickhouse.insert,
+            "recommendation_feedback",
+            [row],
+            column_names=FEEDBACK_COLUMNS,
+            settings={"insert_deduplication_token": f"feedback:{fid}"},
+        )
+    except Exception as exc:  # the client's error types differ between chDB and a server
+        services.reset_clickhouse()
+        raise HTTPException(503, f"ClickHouse did not take the feedback ({type(exc).__name__}); retry it") from exc
     if body.action == "bought":
         await service.store.bought(body.user_id, body.item_id)
     return {"feedback_id": fid}

@@ -30,6 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from core.days import DAY_MS
 from core.keys import DRIFT_DONE, log_key
+from features import offline
 from features.compute import FEATURE_NAMES
 from infra import clickhouse_db
 from infra import stack as infra_stack
@@ -38,6 +39,7 @@ from models import drift
 from models.comparison import auc, from_bins
 from models.experiments import Experiments
 from models.registry import Registry
+from models.train import fit_clusters
 from serving.dashboard.queries import run
 from simulation.generator import arrivals, make_users, simulate
 from streams.produce import produce_records
@@ -49,6 +51,8 @@ DAYS = 100
 PAGES = {
     "overview": "",
     "at_risk": "/at-risk",
+    "segments": "/segments",
+    "clusters": "/clusters",
     "retention": "/retention",
     "quality": "/quality",
     "drift": "/drift",
@@ -100,6 +104,7 @@ def dash(module_stack: StackHandle) -> Iterator[Dash]:
     promote_trained(registry, events, every_days=5)  # the challenger: trained on fewer rows
     challenger = registry.champion("churn")
     promote_trained(registry, events)
+    fit_clusters(offline.accept((e["type"], orjson.dumps(e)) for e in events), registry)  # as churnstream train does
     assert challenger is not None and challenger != registry.champion("churn")
     Experiments(registry.root).start(challenger, 0.5, "served")  # runs throughout the stream
     produce_records(own.settings, arrivals(sorted(events, key=lambda e: e["ts"]), 51, malformed=0.02))
@@ -327,6 +332,11 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
     at_risk_total = kpis(browser)["total"]
     trs = browser.find_elements(By.CSS_SELECTOR, "#at-risk tbody tr")
     table = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]] for tr in trs]
+    open_page(browser, f"{dash.base}/segments")
+    trs = browser.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
+    segments = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]] for tr in trs]
+    open_page(browser, f"{dash.base}/clusters")
+    clusters = charts(browser)
     open_page(browser, f"{dash.base}/retention")
     retention = charts(browser)
     open_page(browser, f"{dash.base}/quality")
@@ -371,6 +381,18 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         assert int(at_risk_total) == run(client, "at_risk_count", **filters)[0]["users"]
         rows = run(client, "at_risk_page", low=0.3, high=0.7, limit=50, offset=0, **filters)
         assert table == [[r["user_id"], str(r["score"])] for r in rows]
+
+        # segments and clusters: the page's rows are the query's, and the query counts each user's latest row once
+        by_segment = {r["segment"]: r["users"] for r in run(client, "segments_now")}
+        assert {name: int(n.replace(",", "")) for name, n in segments} == by_segment
+        latest = client.query(  # raw: each user's last user_segments row by as_of
+            "SELECT argMax(segment, as_of), argMax(cluster, as_of) FROM user_segments GROUP BY user_id"
+        ).result_rows
+        assert sum(by_segment.values()) == len(latest) > 100
+        per_cluster = [r["users"] for r in sorted(run(client, "clusters_now"), key=lambda r: r["cluster"])]
+        assert clusters["cluster_sizes"]["datasets"][0]["data"] == per_cluster
+        assert sorted(per_cluster) == sorted(np.unique([c for _, c in latest], return_counts=True)[1].tolist())
+        assert all(c >= 0 for _, c in latest)  # every user assigned a trained cluster
 
         curve = run(client, "retention_curve")
         assert retention["retention_curve"]["datasets"][0]["data"] == [r["share"] for r in curve]
