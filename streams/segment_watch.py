@@ -13,7 +13,9 @@ newer than the boundaries there, so two workers cutting the same day agree on on
 reads only its own partitions' events: the cut is then taken over that share of the users (a sample); a ClickHouse
 server gives every worker the whole population.
 
-Each tick also adopts the behavioural clusters ``churnstream train`` made current (``<registry>/clusters``).
+Each tick also adopts the behavioural clusters ``churnstream train`` made current (``<registry>/clusters``). After
+each cut it makes, a worker runs the daily jobs that follow it: the recommender (:mod:`streams.recommend_job`) and
+demand by category (:mod:`streams.demand_job`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from features.rfm import Boundaries
 from models.clusters import Clusters, current_version
 from models.recommend_store import RecommendationStore
 from models.registry import ModelRejected
+from streams.demand_job import DEMAND_COLUMNS, DemandJob
 from streams.recommend_job import RecommenderJob, read_interactions
 from streams.segments import Segmenter
 from streams.sinks import ClickHouseSink, Sink
@@ -104,14 +107,22 @@ class SegmentWatch:
         segmenter: Segmenter,
         through: Callable[[], Awaitable[int | None]],
     ) -> SegmentWatch:
-        """The worker's: cuts read ``events`` on ``table``'s client (``rfm_boundaries``), the recommender job runs
-        after each cut this worker makes, the clusters come from the registry."""
+        """The worker's: cuts read ``events`` on ``table``'s client (``rfm_boundaries``); after each cut this worker
+        makes, the recommender job and demand by category run; the clusters come from the registry."""
         recommender = RecommenderJob(
             partial(table.call, read_interactions),
             RecommendationStore(redis),
             settings.registry_dir() / "recommender",
         )
-        return cls(redis, table, table, segmenter, through, recommender.run, settings.registry_dir() / "clusters")
+        demand = DemandJob(
+            ClickHouseSink(settings.clickhouse_dsn, "category_demand", DEMAND_COLUMNS), settings.category_half_life_days
+        )
+
+        async def daily(as_of_ms: int) -> None:
+            await recommender.run(as_of_ms)
+            await demand.run(as_of_ms)
+
+        return cls(redis, table, table, segmenter, through, daily, settings.registry_dir() / "clusters")
 
     async def tick(self) -> Boundaries | None:
         """Adopt the shared boundaries, cutting new ones first if a day completed since; a failure is logged and

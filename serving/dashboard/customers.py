@@ -31,6 +31,14 @@ def segments_panel(client: Any) -> Page:
     rows = {r["segment"]: r for r in run(client, "segments_now")}
     ordered = [rows[s] for s in SEGMENTS if s in rows]  # the named segments from best to worst
     total = sum(r["users"] for r in ordered) or 1
+    latest, checked = run(client, "demand_latest"), {r["category"]: r for r in run(client, "demand_checked")}
+    series = {
+        f"expected, next 30 days from {latest[0]['day']}" if latest else "expected": [r["expected"] for r in latest]
+    }
+    if checked:
+        day = next(iter(checked.values()))["day"]
+        series[f"expected from {day}"] = [checked.get(r["category"], {}).get("expected") for r in latest]
+        series[f"bought in the 30 days from {day}"] = [checked.get(r["category"], {}).get("realised") for r in latest]
     return {
         "kpis": {"segmented": sum(r["users"] for r in ordered)},
         "tables": {
@@ -39,14 +47,8 @@ def segments_panel(client: Any) -> Page:
         },
         "charts": {
             "segment_sizes": chart("bar", [r["segment"] for r in ordered], {"users": [r["users"] for r in ordered]}),
-            "segment_risk": chart(
-                "bar",
-                [r["segment"] for r in ordered],
-                {
-                    "mean churn score": [r["churn"] for r in ordered],
-                    "mean purchase score": [r["purchase"] for r in ordered],
-                },
-            ),
+            "segment_risk": chart("bar", [r["segment"] for r in ordered], risk(ordered)),
+            "demand": chart("bar", [r["category"] for r in latest], series),
         },
     }
 

@@ -194,6 +194,12 @@ SELECT variant, countIf(action = 'shown') AS shown, countIf(action = 'clicked') 
        if(shown = 0, NULL, round(clicked / shown, 4)) AS ctr,
        if(shown = 0, NULL, round(bought / shown, 4)) AS conversion
 FROM recommendation_feedback FINAL GROUP BY variant ORDER BY variant""",
+    "demand_latest": """
+SELECT toString(d.day) AS day, category, round(expected, 2) AS expected FROM category_demand AS d FINAL
+WHERE d.day = (SELECT max(day) FROM category_demand) ORDER BY category""",
+    "demand_checked": """
+SELECT toString(c.day) AS day, category, round(expected, 2) AS expected, realised FROM category_demand_check AS c
+WHERE c.day = (SELECT max(day) FROM category_demand_check WHERE complete) ORDER BY category""",
     "throughput": """
 SELECT toString(toStartOfMinute(ingested_at)) AS minute, count() AS events FROM events
 WHERE ingested_at >= now64(3) - INTERVAL 60 MINUTE GROUP BY minute ORDER BY minute""",

@@ -335,6 +335,7 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
     open_page(browser, f"{dash.base}/segments")
     trs = browser.find_elements(By.CSS_SELECTOR, "#segments tbody tr")
     segments = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]] for tr in trs]
+    demand_chart = charts(browser)["demand"]
     open_page(browser, f"{dash.base}/clusters")
     clusters = charts(browser)
     open_page(browser, f"{dash.base}/retention")
@@ -393,6 +394,9 @@ def test_the_numbers_shown_equal_the_named_queries_run_directly(dash: Dash, brow
         assert clusters["cluster_sizes"]["datasets"][0]["data"] == per_cluster
         assert sorted(per_cluster) == sorted(np.unique([c for _, c in latest], return_counts=True)[1].tolist())
         assert all(c >= 0 for _, c in latest)  # every user assigned a trained cluster
+        demand = run(client, "demand_latest")
+        assert demand_chart["labels"] == [r["category"] for r in demand] and len(demand) == 8
+        assert demand_chart["datasets"][0]["data"] == [r["expected"] for r in demand]
 
         curve = run(client, "retention_curve")
         assert retention["retention_curve"]["datasets"][0]["data"] == [r["share"] for r in curve]

@@ -40,7 +40,7 @@ from simulation.generator import make_users, simulate
 from streams.produce import produce_records
 from streams.segments import SEGMENT_FIELD
 from tests.conftest import StackHandle
-from tests.integration.support import new_key, own_clickhouse
+from tests.integration.support import new_key, own_clickhouse, promote_new
 
 DAYS, SPLIT = 45, 30
 START = (int(time.time() * 1000) // DAY_MS - DAYS - 5) * DAY_MS  # ends 5 days before today: no event in the future
@@ -140,6 +140,7 @@ def streamed(module_stack: StackHandle) -> dict:
     # behavioural clusters as `churnstream train` leaves them, fitted on the first part's users
     first = offline.accept((e["type"], orjson.dumps(e)) for e in events if e["ts"] < START + SPLIT * DAY_MS)
     out_clusters = fit_clusters(first, Registry(stack.settings.registry_dir()))
+    promote_new(Registry(stack.settings.registry_dir()), "logreg", 3)  # champions: scores for demand by category
     r = redis.Redis.from_url(stack.settings.redis_url)
     out: dict = {"events": events, "stack": stack, "clusters": out_clusters}
     with stack.worker("segments", command="run", CHURNSTREAM_API_PORT=str(port), **SETTINGS) as worker:
@@ -166,6 +167,16 @@ def streamed(module_stack: StackHandle) -> dict:
             "SELECT user_id, toUnixTimestamp64Milli(as_of), trigger, segment, rfm_version FROM user_segments"
         ).result_rows
         out["latest"] = client.query("SELECT user_id, segment, toUnixTimestamp64Milli(as_of) FROM user_segments_latest")
+        out["demand"] = client.query(
+            "SELECT day, toUnixTimestamp64Milli(as_of), category, expected, users FROM category_demand"
+        ).result_rows
+        out["demand_check"] = client.query(
+            "SELECT day, category, expected, realised FROM category_demand_check"
+        ).result_rows
+        out["purchase_scores"] = client.query(
+            "SELECT user_id, toUnixTimestamp64Milli(as_of), score FROM predictions"
+            " WHERE task = 'purchase' AND model_kind = 'pretrained'"
+        ).result_rows
         out["feedback_rows"] = client.query(
             "SELECT feedback_id, user_id, item_id, action, variant FROM recommendation_feedback"
         ).result_rows
@@ -290,3 +301,44 @@ def test_the_admin_settings_change_the_next_answers(streamed: dict) -> None:
     assert len(got) == 10 and [i for i in ranked if i in got] == got  # the most popular, in order, but bought ones
     assert streamed["feedback"]["sent"][2][1] not in got
     assert streamed["forbidden"] == 403
+
+
+def test_demand_by_category_is_purchase_probability_times_category_share_summed(streamed: dict) -> None:
+    """Each cut's ``category_demand`` rows recomputed from the generated events and the raw ``predictions`` rows:
+    each active customer's latest purchase score as of the cut times their share of decayed category interest."""
+    from streams.demand_job import WINDOW_DAYS
+
+    rows = streamed["demand"]
+    assert rows and len({(day, c) for day, _, c, _, _ in rows}) == len(rows), "a (day, category) written twice"
+    scores: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for user, as_of, score in streamed["purchase_scores"]:
+        scores[user].append((as_of, score))
+    weights = {"page_view": 1.0, "cart": 3.0, "purchase": 5.0}
+    for as_of in sorted({r[1] for r in rows}):
+        expected: dict[str, float] = defaultdict(float)
+        users: Counter[str] = Counter()
+        for user in {e["user_id"] for e in streamed["events"]}:
+            mine = [e for e in streamed["events"] if e["user_id"] == user and e["ts"] <= as_of]
+            seen = [(t, s) for t, s in scores[user] if t <= as_of]
+            if not mine or mine[-1]["ts"] <= as_of - LAPSE_DAYS * DAY_MS or not seen:
+                continue
+            p = max(seen)[1]
+            interest: dict[str, float] = defaultdict(float)
+            for e in mine:
+                if e["ts"] <= as_of - WINDOW_DAYS * DAY_MS:
+                    continue
+                decay = 2 ** (-(as_of - e["ts"]) / (HALF_LIFE * DAY_MS))
+                cats = [i["category"] for i in e["items"]] if e["type"] == "purchase" else [e.get("category") or ""]
+                for c in cats:
+                    if c:
+                        interest[c] += weights[e["type"]] * decay
+            total = sum(interest.values())
+            for c, v in interest.items():
+                expected[c] += p * v / total
+                users[c] += 1
+        got = {c: (x, n) for _, t, c, x, n in rows if t == as_of}
+        assert set(got) == set(expected), as_of
+        for c, (x, n) in got.items():
+            assert n == users[c] and abs(x - expected[c]) < 1e-5, (as_of, c, x, expected[c])
+    checked = {(day, c): realised for day, c, _, realised in streamed["demand_check"]}
+    assert len(checked) == len(rows) and any(v for v in checked.values())
