@@ -1,13 +1,15 @@
 // Open-loop load at a constant arrival rate on GET /v1/users/{id}/scores (Node's http module, no dependencies).
 // Request i is due at start + i/rate; latency runs from that due time to the end of the response, so a stalled
 // server is not hidden by the generator waiting for it (no coordinated omission).
-// usage: node api_load.js <base url> <key> <rate> <seconds> <ids file> [<latencies out>]
+// usage: node api_load.js <base url> <key> <rate> <seconds> <ids file> [<latencies out>] [<path template>]
+// (<path template>: default /v1/users/{id}/scores; {id} is replaced by each user id)
 // Prints one JSON line: counts per status code, failed requests per error code, the first 20 non-2xx answers in
 // full, and rough percentiles; <latencies out> gets every request's latency in microseconds, one per line, from
 // which bench/latency.py computes the published percentiles (HDR histogram).
 const http = require('http')
 const fs = require('fs')
-const [base, key, rateArg, secondsArg, idsFile, latenciesOut] = process.argv.slice(2)
+const [base, key, rateArg, secondsArg, idsFile, latenciesOut, template] = process.argv.slice(2)
+const pathOf = (id) => (template || '/v1/users/{id}/scores').replace('{id}', encodeURIComponent(id))
 const rate = Number(rateArg), seconds = Number(secondsArg)
 const ids = fs.readFileSync(idsFile, 'utf8').split('\n').filter(Boolean)
 const url = new URL(base)
@@ -24,7 +26,7 @@ const elapsedMs = () => Number(process.hrtime.bigint() - start) / 1e6
 function send(i) {
   const due = (i * 1000) / rate
   const req = http.request({
-    host: url.hostname, port: url.port, path: `/v1/users/${encodeURIComponent(ids[i % ids.length])}/scores`,
+    host: url.hostname, port: url.port, path: pathOf(ids[i % ids.length]),
     agent, headers: { 'x-api-key': key },
   }, (res) => {
     const ok = res.statusCode >= 200 && res.statusCode < 300

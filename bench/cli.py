@@ -85,11 +85,14 @@ def bench_e2e(
 def bench_api(
     rate: int = typer.Option(1000, help="offered requests per second"),
     seconds: int = typer.Option(30, help="measured duration"),
+    endpoint: str = typer.Option("scores", help="what to look up: scores or recommendations"),
 ) -> None:
-    """Score-lookup latency of one API process at a fixed request rate; answers per status code, 5xx fails."""
-    from bench.api_latency import run
+    """Lookup latency of one API process at a fixed request rate; answers per status code, 5xx fails."""
+    from bench.api_latency import ENDPOINTS, run
 
-    run(get_settings(), console, rate=rate, seconds=seconds)
+    if endpoint not in ENDPOINTS:
+        raise typer.BadParameter(f"choose from {', '.join(ENDPOINTS)}")
+    run(get_settings(), console, rate=rate, seconds=seconds, endpoint=endpoint)
 
 
 @bench_app.command("profile")
