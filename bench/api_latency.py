@@ -73,14 +73,21 @@ def history_start(now_ms: int | None = None) -> int:
     return now_ms - now_ms % 86_400_000 - 31 * 86_400_000
 
 
-def wait_recommender(settings: Settings, deadline: float) -> None:
-    """Until the worker's recommender job has made a version current (after its first RFM cut)."""
+def wait_recommender(settings: Settings, deadline: float, quiet_s: float = 25.0) -> str:
+    """Until the worker's recommender job has made a version current and made no other for ``quiet_s`` (more than
+    two segment ticks): the daily jobs that follow the backlog's last cuts are done, so the load measures lookups,
+    not lookups beside a fit in the same process (it runs once a day). Returns the version."""
     from models.recommend_store import current_version
 
-    while current_version(settings.registry_dir() / "recommender") is None:
+    root = settings.registry_dir() / "recommender"
+    last, since = current_version(root), time.monotonic()
+    while last is None or time.monotonic() - since < quiet_s:
         if time.monotonic() > deadline:
-            raise RuntimeError("the recommender job made no version current")
+            raise RuntimeError(f"the recommender job did not settle (version {last})")
         time.sleep(1)
+        if (now := current_version(root)) != last:
+            last, since = now, time.monotonic()
+    return last
 
 
 def unprocessed(settings: Settings, user_ids: list[str]) -> list[str]:
@@ -149,8 +156,8 @@ def run(
             console.print(f"[red]bench api failed:[/] {len(unknown)} users never processed: {unknown[:5]} ({path})")
             raise typer.Exit(1)
         if endpoint == "recommendations":  # the recommender job runs after the worker's first RFM cut
-            with console.status("waiting for the recommender job"):
-                wait_recommender(settings, deadline)
+            with console.status("waiting for the recommender jobs to settle"):
+                record.details["recommender_version"] = wait_recommender(settings, deadline + 300)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write("\n".join(scored))
             ids = Path(f.name)
@@ -173,7 +180,11 @@ def run(
         f"{name}_p99_ms_at_{at}": lat["p99_ms"],
         f"{name}_max_ms_at_{at}": lat["max_ms"],
     }
-    record.details = {
+    if endpoint == "recommendations":  # a job run during the load would show here
+        from models.recommend_store import current_version
+
+        record.details["recommender_version_after"] = current_version(settings.registry_dir() / "recommender")
+    record.details |= {
         "measured": {k: v for k, v in result.items() if not k.endswith("_ms")},
         "warm_up": {k: v for k, v in warm.items() if not k.endswith("_ms")},
         "generator_percentiles_ms_unpublished": {k: v for k, v in result.items() if k.endswith("_ms")},
