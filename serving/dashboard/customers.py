@@ -38,7 +38,7 @@ def segments_panel(client: Any) -> Page:
     if checked:
         day = next(iter(checked.values()))["day"]
         series[f"expected from {day}"] = [checked.get(r["category"], {}).get("expected") for r in latest]
-        series[f"bought in the 30 days from {day}"] = [checked.get(r["category"], {}).get("realised") for r in latest]
+        series[f"buyers in the 30 days from {day}"] = [checked.get(r["category"], {}).get("realised") for r in latest]
     return {
         "kpis": {"segmented": sum(r["users"] for r in ordered)},
         "tables": {

@@ -340,5 +340,19 @@ def test_demand_by_category_is_purchase_probability_times_category_share_summed(
         assert set(got) == set(expected), as_of
         for c, (x, n) in got.items():
             assert n == users[c] and abs(x - expected[c]) < 1e-5, (as_of, c, x, expected[c])
+    # what happened: the buyers of the 30 days after each cut, each split across categories by the items they bought
     checked = {(day, c): realised for day, c, _, realised in streamed["demand_check"]}
-    assert len(checked) == len(rows) and any(v for v in checked.values())
+    assert len(checked) == len(rows)
+    for day, as_of in {(r[0], r[1]) for r in rows}:
+        items: dict[str, Counter[str]] = defaultdict(Counter)
+        for e in streamed["events"]:
+            if e["type"] == "purchase" and as_of < e["ts"] <= as_of + 30 * DAY_MS:
+                items[e["user_id"]].update(i["category"] for i in e["items"])
+        realised: dict[str, float] = defaultdict(float)
+        for bought in items.values():
+            for c, n in bought.items():
+                realised[c] += n / sum(bought.values())
+        for (d, c), got in checked.items():
+            if d == day:
+                assert abs((got or 0.0) - realised.get(c, 0.0)) < 1e-9, (day, c, got, realised.get(c))
+    assert any(checked.values())
