@@ -14,6 +14,7 @@ import typer
 
 from bench.cli import bench_app
 from churnstream.console import console
+from churnstream.import_cli import import_file
 from churnstream.settings import get_settings
 from features.cli import features_app
 from infra.cli import init, stack_app
@@ -99,6 +100,7 @@ def demo(
 
 
 app.command()(train)
+app.command("import")(import_file)
 app.command()(retrain)
 app.add_typer(stack_app, name="stack")
 app.add_typer(keys_app, name="keys")
