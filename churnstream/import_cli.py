@@ -32,7 +32,8 @@ def import_file(
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and report, send nothing"),
 ) -> None:
     """Import events or orders from a file: map the columns, validate every row with the stream's contracts, send the
-    valid ones to Kafka (re-importing the same file changes nothing), report the rest (line, field, reason)."""
+    valid ones to Kafka (stable ids; import a file once: see docs/events.md), report the rest (line, field,
+    reason)."""
     from simulation.faults import TOPIC_OF, Record
     from streams.produce import produce_records
 

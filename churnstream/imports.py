@@ -11,7 +11,8 @@ reason, detail), never both:
    one with an offset keeps it, so a file of mixed zones lands on one clock. Quantities and money become numbers and a
    purchase's ``items`` a list.
 3. **Ids.** A row without ``event_id`` gets a stable one: a hash of its normalised content. Importing the same file
-   again produces the same ids, which the stream drops as producer retries; a row repeated within the file is
+   again produces the same ids (the stream drops a repeat only among a user's 16 latest ids: importing a long history
+   twice is not idempotent yet, docs/events.md); a row repeated within the file is
    reported (``duplicate_row``) and sent once.
 4. **Validation** by the stream's own contracts (:func:`core.contracts.decode`): what the worker would dead-letter
    is rejected here with the same reason code and field, and never sent.
