@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         description="How often a worker adopts the shared RFM segment boundaries, cutting new ones from ClickHouse "
         "`events` when a day has completed since the last cut",
     )
+    daily_jobs_gap_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Least wall time between two runs of the jobs after a daily RFM cut (recommender, demand by "
+        "category): a fast backlog completes a day of event time every few seconds",
+    )
     category_half_life_days: float = Field(
         30.0,
         gt=0,

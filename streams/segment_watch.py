@@ -14,14 +14,19 @@ reads only its own partitions' events: the cut is then taken over that share of 
 server gives every worker the whole population.
 
 Each tick also adopts the behavioural clusters ``churnstream train`` made current (``<registry>/clusters``). After
-each cut it makes, a worker runs the daily jobs that follow it: the recommender (:mod:`streams.recommend_job`) and
-demand by category (:mod:`streams.demand_job`).
+a cut it makes, a worker runs the daily jobs that follow it: the recommender (:mod:`streams.recommend_job`) and
+demand by category (:mod:`streams.demand_job`), at most once per ``CHURNSTREAM_DAILY_JOBS_GAP_S`` of wall time: a
+backlog replayed fast completes a day of event time every tick, and fitting the recommender each time would slow
+its catching up for nothing. A cut whose jobs wait for the gap is remembered; the jobs then run for the latest such
+cut, so the last day of a backlog gets them at most one gap later.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -91,10 +96,13 @@ class SegmentWatch:
         through: Callable[[], Awaitable[int | None]],
         on_cut: Callable[[int], Awaitable[Any]] | None = None,
         clusters_root: Path | None = None,
+        jobs_gap_s: float = 0.0,
     ) -> None:
         self.redis, self.events, self.table, self.segmenter, self.through = redis, events, table, segmenter, through
         self.on_cut = on_cut  # after a cut this worker made is the one in force (the daily recommender job)
         self.clusters_root = clusters_root  # <registry>/clusters: the behavioural clusters, reloaded when replaced
+        self.jobs_gap_s, self.jobs_at = jobs_gap_s, -math.inf  # the daily jobs at most once per gap of wall time
+        self.pending: int | None = None  # the latest cut of this worker whose daily jobs have not run yet
         self._newer = redis.register_script(_NEWER)
         self.recorded: set[str] = set()  # versions in this worker's rfm_boundaries
 
@@ -122,7 +130,8 @@ class SegmentWatch:
             await recommender.run(as_of_ms)
             await demand.run(as_of_ms)
 
-        return cls(redis, table, table, segmenter, through, daily, settings.registry_dir() / "clusters")
+        clusters = settings.registry_dir() / "clusters"
+        return cls(redis, table, table, segmenter, through, daily, clusters, settings.daily_jobs_gap_s)
 
     async def tick(self) -> Boundaries | None:
         """Adopt the shared boundaries, cutting new ones first if a day completed since; a failure is logged and
@@ -134,8 +143,15 @@ class SegmentWatch:
             as_of = await self.due(current)
             if as_of is not None and (cut := await self.cut(as_of)) is not None:
                 current = Boundaries.from_json(await self._newer(keys=[RFM_BOUNDARIES], args=[as_of, cut.to_json()]))
-                if current == cut and self.on_cut is not None:
-                    await self.on_cut(as_of)
+                if current == cut:
+                    self.pending = as_of  # this worker's cut: the daily jobs follow it
+            if (
+                self.pending is not None
+                and self.on_cut is not None
+                and time.monotonic() - self.jobs_at >= self.jobs_gap_s
+            ):
+                self.jobs_at, as_of, self.pending = time.monotonic(), self.pending, None
+                await self.on_cut(as_of)
             if current is not None:
                 await self.record(current)
                 self.segmenter.boundaries = current

@@ -79,6 +79,7 @@ class Dash:
         env["CHURNSTREAM_ONLINE_CHECKPOINT_S"] = "1"  # resolved scores reach ClickHouse with each checkpoint
         env["CHURNSTREAM_DRIFT_SAMPLE"] = "0.5"  # a live sample of some 85 users for the drift page
         env["CHURNSTREAM_DRIFT_CHECK_S"] = "1"
+        env["CHURNSTREAM_DAILY_JOBS_GAP_S"] = "0"  # demand by category after every cut, as the page shows it
         self.proc = self.stack.spawn_worker("dashboard", command="run", **env)
         self.proc.wait_http(f"http://127.0.0.1:{self.port}/healthz", 90, self.stack.settings.home / "logs")
 

@@ -45,7 +45,11 @@ from tests.integration.support import new_key, own_clickhouse, promote_new
 DAYS, SPLIT = 45, 30
 START = (int(time.time() * 1000) // DAY_MS - DAYS - 5) * DAY_MS  # ends 5 days before today: no event in the future
 HALF_LIFE = 7.0  # not the default: the setting reaches the worker and the API
-SETTINGS = {"CHURNSTREAM_SEGMENTS_CHECK_S": "1", "CHURNSTREAM_CATEGORY_HALF_LIFE_DAYS": str(HALF_LIFE)}
+SETTINGS = {
+    "CHURNSTREAM_SEGMENTS_CHECK_S": "1",
+    "CHURNSTREAM_CATEGORY_HALF_LIFE_DAYS": str(HALF_LIFE),
+    "CHURNSTREAM_DAILY_JOBS_GAP_S": "0",  # the daily jobs after every cut: each is checked
+}
 
 
 def produce(stack: StackHandle, events: list[dict]) -> int:
