@@ -136,6 +136,7 @@ def run(
             "CHURNSTREAM_HOME": str(settings.home),
             "CHURNSTREAM_API_PORT": str(port),
             "CHURNSTREAM_METRICS_PORT": "0",
+            "CHURNSTREAM_DAILY_JOBS_GAP_S": "0",  # the recommender after every cut, as a day of live traffic has
         },
     )
     base = f"http://127.0.0.1:{port}"

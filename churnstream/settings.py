@@ -129,7 +129,8 @@ class Settings(BaseSettings):
         3600.0,
         ge=0,
         description="Least wall time between two runs of the jobs after a daily RFM cut (recommender, demand by "
-        "category): a fast backlog completes a day of event time every few seconds",
+        "category), and before the first after the worker starts: a fast backlog completes a day of event time every "
+        "few seconds",
     )
     category_half_life_days: float = Field(
         30.0,

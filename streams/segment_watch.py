@@ -17,15 +17,16 @@ Each tick also adopts the behavioural clusters ``churnstream train`` made curren
 a cut it makes, a worker runs the daily jobs that follow it: the recommender (:mod:`streams.recommend_job`) and
 demand by category (:mod:`streams.demand_job`), at most once per ``CHURNSTREAM_DAILY_JOBS_GAP_S`` of wall time: a
 backlog replayed fast completes a day of event time every tick, and fitting the recommender each time would slow
-its catching up for nothing. A cut whose jobs wait for the gap is remembered; the jobs then run for the latest such
-cut, so the last day of a backlog gets them at most one gap later.
+its catching up for nothing. The first run also waits a gap after the worker starts (a worker that just joined the
+group is taking over partitions). A cut whose jobs wait is remembered; the jobs then run for the latest such cut,
+so the last day of a backlog gets them at most one gap later; `churnstream recommend fit` runs the recommender at
+once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -101,7 +102,9 @@ class SegmentWatch:
         self.redis, self.events, self.table, self.segmenter, self.through = redis, events, table, segmenter, through
         self.on_cut = on_cut  # after a cut this worker made is the one in force (the daily recommender job)
         self.clusters_root = clusters_root  # <registry>/clusters: the behavioural clusters, reloaded when replaced
-        self.jobs_gap_s, self.jobs_at = jobs_gap_s, -math.inf  # the daily jobs at most once per gap of wall time
+        # the daily jobs at most once per gap of wall time, the first a gap after the worker starts: a worker that
+        # just joined (or catches up a backlog) does not fit the recommender while it takes over partitions
+        self.jobs_gap_s, self.jobs_at = jobs_gap_s, time.monotonic()
         self.pending: int | None = None  # the latest cut of this worker whose daily jobs have not run yet
         self._newer = redis.register_script(_NEWER)
         self.recorded: set[str] = set()  # versions in this worker's rfm_boundaries
