@@ -17,7 +17,8 @@ Each tick also adopts the behavioural clusters ``churnstream train`` made curren
 a cut it makes, a worker runs the daily jobs that follow it: the recommender (:mod:`streams.recommend_job`) and
 demand by category (:mod:`streams.demand_job`), at most once per ``CHURNSTREAM_DAILY_JOBS_GAP_S`` of wall time: a
 backlog replayed fast completes a day of event time every tick, and fitting the recommender each time would slow
-its catching up for nothing. The first run also waits a gap after the worker starts (a worker that just joined the
+its catching up for nothing; the cuts themselves (a scan of `events`) follow the same gap once boundaries exist. The
+first run of the jobs also waits a gap after the worker starts (a worker that just joined the
 group is taking over partitions). A cut whose jobs wait is remembered; the jobs then run for the latest such cut,
 so the last day of a backlog gets them at most one gap later; `churnstream recommend fit` runs the recommender at
 once.
@@ -106,6 +107,7 @@ class SegmentWatch:
         # just joined (or catches up a backlog) does not fit the recommender while it takes over partitions
         self.jobs_gap_s, self.jobs_at = jobs_gap_s, time.monotonic()
         self.pending: int | None = None  # the latest cut of this worker whose daily jobs have not run yet
+        self.cut_at = -float("inf")  # when this worker last cut boundaries (the first cut does not wait)
         self._newer = redis.register_script(_NEWER)
         self.recorded: set[str] = set()  # versions in this worker's rfm_boundaries
 
@@ -144,7 +146,10 @@ class SegmentWatch:
             blob = await self.redis.get(RFM_BOUNDARIES)
             current = Boundaries.from_json(blob) if blob else None
             as_of = await self.due(current)
+            if current is not None and time.monotonic() - self.cut_at < self.jobs_gap_s:
+                as_of = None  # a day completed, but the last cut is recent (a backlog): cut again after the gap
             if as_of is not None and (cut := await self.cut(as_of)) is not None:
+                self.cut_at = time.monotonic()
                 current = Boundaries.from_json(await self._newer(keys=[RFM_BOUNDARIES], args=[as_of, cut.to_json()]))
                 if current == cut:
                     self.pending = as_of  # this worker's cut: the daily jobs follow it

@@ -213,7 +213,7 @@ class Worker:
         revoked = set(args[0] if args else kwargs.get("revoked", ()))
         self.owns.revoke(revoked)  # first: a batch under way sends and marks nothing more for these partitions
         dropped = self.aligner.drop(revoked)
-        await self.processor.dlq.settle(timeout=10.0)  # letters under way reach the DLQ before the next owner scans
+        await self.processor.dlq.settle(timeout=30.0)  # letters under way reach the DLQ before the next owner scans
         self.processor.forget([(tp.topic, tp.partition) for tp in revoked])
         self.rescorer.forget({tp.partition for tp in revoked})
         if dropped:
@@ -223,7 +223,7 @@ class Worker:
         """Before the consumer leaves the group (no revoke): dead letters under way land, no more are sent; the online
         models are checkpointed with their resolved scores (if that fails, the next start learns the logs again)."""
         self.owns.close()  # first: a batch under way acks nothing more (its dead letters are skipped from now on)
-        await self.processor.dlq.close(timeout=10.0)
+        await self.processor.dlq.close(timeout=30.0)
         try:
             await asyncio.wait_for(self.checkpoint(), timeout=15.0)  # a batch under way first, unless it is stuck
         except Exception:
