@@ -58,6 +58,9 @@ SETTINGS = {
     "CHURNSTREAM_RETRAIN_ON_ALERT": "true",
     "CHURNSTREAM_RETRAIN_AUC_MARGIN": "0.1",  # a shop that wants live evidence before a new model serves all
     "CHURNSTREAM_API_KEY_CACHE_S": "0",
+    # the daily jobs after every cut, as in the runs where ADWIN alerted within the bound; with them throttled (the
+    # default) one run alerted 63 days after the change and one not at all: not understood yet (note of 2026-11-25)
+    "CHURNSTREAM_DAILY_JOBS_GAP_S": "0",
 }
 
 
