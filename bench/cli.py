@@ -1,5 +1,5 @@
-"""The benchmark commands: ``churnstream bench features|recommend|train|e2e|api|profile|rescore|online|dashboard``,
-each on its module in ``bench/``.
+"""The benchmark commands (``churnstream bench features|recommend|train|import|e2e|api|profile|rescore|online|
+dashboard``), each on its module in ``bench/``.
 
 ``churnstream/cli.py`` registers :data:`bench_app` as the ``bench`` group.
 """
@@ -51,6 +51,17 @@ def bench_train(
     from bench.train_time import run
 
     run(console, users=users, days=days)
+
+
+@bench_app.command("import")
+def bench_import(
+    users: int = typer.Option(5_000, help="simulated users (5,000 x 365 days is about 1.1M events)"),
+    days: int = typer.Option(365, help="days of history"),
+) -> None:
+    """Rows per second of `churnstream import` on a CRM-style CSV of about 1M events (first import and again)."""
+    from bench.import_rate import run
+
+    run(get_settings(), console, users=users, days=days)
 
 
 @bench_app.command("e2e")

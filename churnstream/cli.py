@@ -14,6 +14,7 @@ import typer
 
 from bench.cli import bench_app
 from churnstream.console import console
+from churnstream.export_cli import export_app
 from churnstream.import_cli import import_file
 from churnstream.settings import get_settings
 from features.cli import features_app
@@ -108,6 +109,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(export_app, name="export")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,21 @@
 """``churnstream import FILE``: history from a CRM or warehouse export into the stream (:mod:`churnstream.imports`).
 
-Valid rows are produced to the input topics, keyed by user, through the idempotent producer, with a progress bar and
-the throughput at the end; rejected rows go to the reject report (``FILE.rejects.csv`` by default). ``--dry-run``
-validates and writes the report without producing.
+Valid rows that no earlier import sent (the import ledger, :mod:`churnstream.import_ledger`) are produced to the
+input topics, keyed by user, through the idempotent producer, with a progress bar and the throughput at the end;
+rejected rows go to the reject report (``FILE.rejects.csv`` by default). ``--dry-run`` validates and writes the
+report without producing.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import orjson
 import typer
 
 from churnstream.console import console
-from churnstream.imports import normalise, parse_mapping, read_rows, write_rejects
+from churnstream.import_job import run_import
+from churnstream.imports import parse_mapping
 from churnstream.settings import get_settings
 
 
@@ -32,22 +32,17 @@ def import_file(
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and report, send nothing"),
 ) -> None:
     """Import events or orders from a file: map the columns, validate every row with the stream's contracts, send the
-    valid ones to Kafka (stable ids; import a file once: see docs/events.md), report the rest (line, field,
-    reason)."""
-    from simulation.faults import TOPIC_OF, Record
-    from streams.produce import produce_records
-
+    valid ones not sent by an earlier import to Kafka (stable ids, an import ledger in Redis), report the rest
+    (line, field, reason)."""
     fields = json.loads(mapping_file.read_text()) if mapping_file else {}
     fields |= parse_mapping(mapping)
-    started = time.monotonic()
-    with console.status(f"reading and validating {path.name}"):
-        out = normalise(read_rows(path), kind or None, fields, ts_format or None, tz)
     report = rejects or path.with_name(path.name + ".rejects.csv")
-    write_rejects(out.rejects, report)
-    console.print(f"{out.lines:,} rows: {len(out.events):,} valid, {len(out.rejects):,} rejected (report: {report})")
-    if dry_run or not out.events:
-        return
-    records = [Record(TOPIC_OF[e["type"]], e["user_id"].encode(), orjson.dumps(e)) for _, e in out.events]
-    sent = produce_records(get_settings(), records, progress=console)
-    seconds = time.monotonic() - started
-    console.print(f"sent {sent:,} events in {seconds:.1f} s ({sent / max(seconds, 1e-9):,.0f} rows/s)")
+    with console.status(f"reading and validating {path.name}") as status:
+        done = run_import(
+            get_settings(), path, kind or None, fields, ts_format or None, tz, report, dry_run,
+            on_progress=lambda p: status.update(f"{p.phase}: {p.sent:,} sent") if p.phase == "sending" else None,
+        )  # fmt: skip
+    console.print(f"{done.rows:,} rows: {done.valid:,} valid, {done.rejected:,} rejected (report: {report})")
+    console.print(done.error or f"{done.already_imported:,} already imported, {done.new:,} new")
+    if done.sent:
+        console.print(f"sent {done.sent:,} events in {done.seconds:.1f} s ({done.rows_per_s:,.0f} rows/s)")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
+from croniter import croniter
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -203,6 +205,22 @@ class Settings(BaseSettings):
         64 * 1_048_576, ge=1024, description="Largest CSV accepted by `POST /v1/batch-score`"
     )
 
+    api_max_import_bytes: int = Field(2 * 1024**3, ge=1024, description="Largest file accepted by `POST /v1/imports`")
+    export_cron: str = Field(
+        "",
+        description="Export the at-risk list on this cron schedule (5 fields, or 6 with "
+        "seconds last), from the API process; empty: never",
+    )
+    export_dir: Path | None = Field(
+        None, description="Where scheduled exports go (`at-risk-<task>.csv`; default `<home>/exports`)"
+    )
+    export_topic: str = Field("", description="Scheduled exports also go to this Kafka topic (empty: files only)")
+    export_task: Literal["churn", "purchase"] = Field("churn", description="The task of scheduled exports")
+    export_min_score: float = Field(0.7, ge=0, le=1, description="The lowest score in scheduled exports")
+    bi_max_rows: int = Field(1_000_000, ge=1, description="BI endpoint (`/clickhouse`): most rows in a result")
+    bi_max_bytes: int = Field(256 * 1_048_576, ge=1024, description="BI endpoint: largest result, in bytes")
+    bi_max_seconds: int = Field(30, ge=1, description="BI endpoint: longest run time of a query, in seconds")
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         home = self.home.expanduser().resolve()
@@ -215,6 +233,8 @@ class Settings(BaseSettings):
         if not self.clickhouse_dsn:
             object.__setattr__(self, "clickhouse_dsn", f"chdb://{home / 'clickhouse'}")
         object.__setattr__(self, "models_dir", (self.models_dir or home / "models").expanduser().resolve())
+        if self.export_cron and not croniter.is_valid(self.export_cron):
+            raise ValueError(f"export_cron is not a cron expression: {self.export_cron!r}")
         low, high = self.api_risk_thresholds
         if not 0 <= low <= high <= 1:
             raise ValueError("api_risk_thresholds must be two scores with 0 <= low <= high <= 1")
@@ -226,7 +246,12 @@ class Settings(BaseSettings):
 
     @property
     def all_topics(self) -> tuple[str, ...]:
-        return (*self.input_topics, self.topic_dlq, self.topic_alerts)
+        return (
+            *self.input_topics,
+            self.topic_dlq,
+            self.topic_alerts,
+            *([self.export_topic] if self.export_topic else []),
+        )
 
     @property
     def embedded_clickhouse(self) -> bool:

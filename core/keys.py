@@ -12,6 +12,7 @@ cs:s:{<user>} (score_key)                 hash      worker: state store   API: s
 cs:p:{<user>} (pending_key)               string    worker: learner       worker: learner             the user's (tag)
 cs:rec:{<user>} (recs_key)                string    recommender job       API: recommendations        the user's (tag)
 cs:rb:{<user>} (bought_key)               set       API: feedback         API: recommendations        the user's (tag)
+cs:imp:{<user>} (imported_key)            set       CLI: import           CLI: import                 the user's (tag)
 cs:exp:<partition> (expiry_key)           zset      worker: learner       worker: learner             untagged (a)
 cs:lab:<partition> (log_key)              stream    worker: learner       worker: learner on restart  untagged (a)
 cs:labels:<task> (counts_key)             hash      worker: learner       tests: exact counts         untagged (a)
@@ -22,6 +23,7 @@ cs:due:<partition> (due_key)              zset      worker: rescorer      worker
 cs:wm (WATERMARKS)                        zset      worker: rescorer      worker on assignment        untagged
 cs:rescoring:<partition> (rescoring_key)  set       worker: rescorer      worker: rescorer            untagged
 cs:apikeys (API_KEYS)                     hash      CLI: keys, demo       API: key check              untagged
+cs:impjob:<job> (import_job_key)          string    API: import jobs      API: import jobs            untagged
 cs:drift:thresholds (DRIFT_THRESHOLDS)    hash      API: admin            worker: drift watch         untagged
 cs:drift:done (DRIFT_DONE)                hash      worker: drift watch   worker: drift watch         untagged
 cs:drift:lock (DRIFT_LOCK)                string    worker: drift watch   worker: drift watch         untagged
@@ -100,6 +102,11 @@ def bought_key(user_id: str) -> str:
     return f"cs:rb:{{{user_id}}}"
 
 
+def imported_key(user_id: str) -> str:
+    """Set of hashes (8 bytes) of the user's event ids that ``churnstream import`` has sent (the import ledger)."""
+    return f"cs:imp:{{{user_id}}}"
+
+
 def user_of(key: str | bytes) -> str:
     """The user id in a per-user key (its hash tag): the inverse of :func:`state_key` and its siblings."""
     text = key.decode() if isinstance(key, bytes) else key
@@ -135,6 +142,11 @@ WATERMARK_KEY = "cs:labels:watermark"  # sorted set: member ``max`` scores the l
 def checkpoint_key(task: str, kind: str) -> str:
     """The signed checkpoint of the task's online model of ``kind`` (e.g. ``logreg``)."""
     return f"cs:online:{task}:{kind}"
+
+
+def import_job_key(job_id: str) -> str:
+    """An import job's progress (JSON, with a TTL), for ``GET /v1/imports/{id}`` on any API process."""
+    return f"cs:impjob:{job_id}"
 
 
 # --- API keys ---------------------------------------------------------------------------------------------------

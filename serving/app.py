@@ -9,6 +9,7 @@ ClickHouse and Kafka; they get them through the dependencies in :mod:`serving.de
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -23,13 +24,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from churnstream.settings import Settings
 from serving.dashboard import customers
 from serving.dashboard import pages as dashboard
+from serving.export_schedule import ExportSchedule
 from serving.metrics import REQUEST_SECONDS
 from serving.routes import (
+    clickhouse_http,
     drift,
     events,
     experiments,
     exports,
     history,
+    imports,
     ops,
     profile,
     recommendations,
@@ -81,9 +85,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # full collections, whose pauses (tens of ms over the imported libraries) dominated the p99.
         gc.collect()
         gc.freeze()
+        schedule = None
+        if settings.export_cron:
+            schedule = asyncio.create_task(ExportSchedule(settings, app.state.services.clickhouse).run())
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.cancel()
             await app.state.services.close()
 
     app = FastAPI(
@@ -92,8 +101,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    api = (users, profile, recommendations, history, scoring, experiments, drift, exports, events, ops)
-    for module in (*api, dashboard, customers):
+    api = (users, profile, recommendations, history, scoring, experiments, drift, exports, imports, events, ops)
+    for module in (*api, clickhouse_http, dashboard, customers):
         app.include_router(module.router)
     dashboard.mount_static(app)
 

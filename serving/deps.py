@@ -18,6 +18,7 @@ from churnstream.settings import Settings
 from features.store import StateStore
 from serving.alerting import ThresholdStore
 from serving.catalog import ModelCatalog
+from serving.import_jobs import ImportJobs
 from serving.keys import KeyStore
 from serving.recommendations import RecommendationService
 from serving.services import Services
@@ -52,6 +53,10 @@ async def get_recommendations(services: ServicesDep) -> RecommendationService:
     return services.recommendations
 
 
+async def get_import_jobs(services: ServicesDep) -> ImportJobs:
+    return services.imports
+
+
 async def get_thresholds(services: ServicesDep) -> ThresholdStore:
     return ThresholdStore(services.redis)
 
@@ -68,4 +73,5 @@ CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
 ThresholdsDep = Annotated[ThresholdStore, Depends(get_thresholds)]
 RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
+ImportJobsDep = Annotated[ImportJobs, Depends(get_import_jobs)]
 ClickHouseDep = Annotated[Any, Depends(get_clickhouse)]  # a clickhouse-connect Client

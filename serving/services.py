@@ -14,6 +14,7 @@ from churnstream.settings import Settings
 from features.store import RedisStateStore, StateStore
 from models.recommend_store import RecommendationStore
 from serving.catalog import ModelCatalog
+from serving.import_jobs import ImportJobs
 from serving.ingest import KafkaIngest
 from serving.keys import KeyStore
 from serving.recommendations import RecommendationService
@@ -50,6 +51,10 @@ class Services:
             reload_s=settings.model_reload_s,
         )
         return cls(settings, redis, store, catalog, KeyStore(redis, settings.api_key_cache_s), recommendations)
+
+    @property
+    def imports(self) -> ImportJobs:
+        return ImportJobs(self.settings, self.redis)
 
     @property
     def ingest(self) -> KafkaIngest:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import orjson
 from confluent_kafka import Producer
@@ -29,9 +29,14 @@ def producer(settings: Settings) -> Producer:
 
 
 def produce_records(
-    settings: Settings, records: Sequence[Record] | Iterable[Record], rate: float = 0.0, progress: Console | None = None
+    settings: Settings,
+    records: Sequence[Record] | Iterable[Record],
+    rate: float = 0.0,
+    progress: Console | None = None,
+    on_sent: Callable[[int], None] | None = None,
 ) -> int:
-    """Send records (topic names are the defaults; mapped onto the configured ones), optionally at ``rate``/s."""
+    """Send records (topic names are the defaults; mapped onto the configured ones), optionally at ``rate``/s;
+    ``on_sent`` gets the count handed to the producer every 1,000 records."""
     topics = dict(zip(TOPIC_OF.values(), settings.input_topics, strict=True))
     p = producer(settings)
     n = 0
@@ -50,6 +55,8 @@ def produce_records(
             if n % 1000 == 0:
                 p.poll(0)
                 bar.update(task, completed=n)
+                if on_sent is not None:
+                    on_sent(n)
                 if rate > 0:
                     time.sleep(max(0.0, start + n / rate - time.monotonic()))
     remaining = p.flush(120)

@@ -30,10 +30,11 @@ from churnstream.settings import Settings
 from core.contracts import Event, Rejection
 from core.days import DAY_MS
 from core.keys import WATERMARKS, due_key, rescoring_key
-from features.compute import as_of_view, vector
+from features.compute import FEATURE_NAMES, as_of_view, vector
 from features.schedule import due, next_due
 from features.state import EXACT_DAYS, UserState, decode_state, encode_state
 from features.store import RedisStateStore, StateStore
+from features.weekly import WEEK_COLUMNS, weekly_activity
 from models.drift import POPULATION_COLUMNS, in_sample
 from streams.metrics import RESCORE_WATERMARK, RESCORED
 from streams.records import RawRecord
@@ -42,6 +43,7 @@ from streams.scoring import Scorer, TimeRow
 from streams.sinks import ClickHouseSink, Sink
 from streams.written import retry_token
 
+SILVER_COLUMNS = ("user_id", "as_of", *FEATURE_NAMES, *WEEK_COLUMNS)  # ClickHouse `user_features_daily`
 Lookup = Callable[[Sequence[str]], Awaitable[set[tuple[str, int]]]]
 
 
@@ -110,10 +112,12 @@ class Rescorer:
         population: Sink | None = None,
         sample: float = 0.0,
         segments: Sink | None = None,
+        silver: Sink | None = None,
     ) -> None:
         self.redis, self.store, self.scorer, self.predictions, self.lookup = redis, store, scorer, predictions, lookup
         self.population, self.sample = population, sample  # `daily_features`: the sampled users' rows, for drift
         self.segments = segments  # `user_segments`: the rows' RFM segments
+        self.silver = silver  # `user_features_daily`: every row's features and weekly activity flags
         self.every_ms, self.lateness_ms, self.batch, self.wall_clock = every_ms, lateness_ms, batch, wall_clock
         self.clocks: dict[int, int] = {}  # partition -> latest event time applied (restored from cs:wm)
 
@@ -140,6 +144,7 @@ class Rescorer:
             population=ClickHouseSink(settings.clickhouse_dsn, "daily_features", POPULATION_COLUMNS),
             sample=settings.drift_sample,
             segments=segments,
+            silver=ClickHouseSink(settings.clickhouse_dsn, "user_features_daily", SILVER_COLUMNS),
         )
 
     # ---- clocks and the due index ---------------------------------------------------------------------------------
@@ -245,6 +250,9 @@ class Rescorer:
         if self.population is not None and (sampled := [r for r in rows if in_sample(r.user_id, self.sample)]):
             rows_out = [(r.user_id, r.as_of_ms, r.x) for r in sampled]  # before the time rows: found with them
             await effect("clickhouse", self.population.write, rows_out, token)
+        if self.silver is not None:
+            silver = [(r.user_id, r.as_of_ms, *r.x, *weekly_activity(states[r.user_id], r.as_of_ms)) for r in rows]
+            await effect("clickhouse", self.silver.write, silver, token)
         await effect("clickhouse", self.predictions.write, scored.predictions, token)
         if self.segments is not None:
             await effect("clickhouse", self.segments.write, scored.segments, token)

@@ -30,11 +30,11 @@ class StackHandle:
     env: dict[str, str]
     metrics_port: int = field(default_factory=free_port)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run ``churnstream <args>`` against this stack in a child process."""
+    def cli(self, *args: str, check: bool = True, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run ``churnstream <args>`` against this stack in a child process (``env``: more variables)."""
         proc = subprocess.run(
             [sys.executable, "-m", "churnstream.cli", *args],
-            env=self.env,
+            env=self.env | env,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -3,53 +3,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import time
+import uuid
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
+from core.contracts import MAX_TS_MS
+from serving.at_risk import COLUMNS, as_of_headers, iter_csv, list_as_of, rows
 from serving.auth import require
 from serving.deps import ClickHouseDep, SettingsDep
+from serving.exports_job import ExportRecord, ExportSpec, record
 from serving.schemas import Task
-from serving.status import iso, risk, status
 
 router = APIRouter(prefix="/v1", tags=["exports"], dependencies=[Depends(require("read"))])
-
-COLUMNS = (
-    "user_id", "task", "model_kind", "model", "version", "score", "risk", "status",
-    "as_of_ms", "as_of", "trigger", "last_event_ms",
-)  # fmt: skip
-# the latest score per (user, task, model kind) by as-of; the churn score beside it decides the status
-_SCORES = """
-SELECT user_id, model, model_version, score, toUnixTimestamp64Milli(as_of) AS as_of_ms, trigger,
-       toUnixTimestamp64Milli(event_ts) AS last_event_ms
-FROM latest_scores FINAL
-WHERE task = {task:String} AND model_kind = {kind:String} AND score >= {min_score:Float64}
-"""
-QUERY = {
-    "churn": f"SELECT *, score AS churn FROM ({_SCORES}) ORDER BY score DESC, user_id LIMIT {{limit:UInt64}}",
-    "purchase": f"""
-SELECT s.*, c.score AS churn FROM ({_SCORES}) AS s
-LEFT JOIN (SELECT user_id, score FROM latest_scores FINAL WHERE task = 'churn' AND model_kind = {{kind:String}}) AS c
-    ON s.user_id = c.user_id
-ORDER BY s.score DESC, s.user_id LIMIT {{limit:UInt64}}
-SETTINGS join_use_nulls = 1""",
-}
-LIST_AS_OF = """
-SELECT toUnixTimestamp64Milli(max(as_of)), count() FROM latest_scores
-WHERE task = {task:String} AND model_kind = {kind:String}
-"""
-
-
-def list_as_of(client: Any, task: str, kind: str) -> dict[str, str]:
-    """Headers with the as-of of the list: the latest as-of among the task's scores of ``kind`` (every user's
-    score is at most this recent; each row carries its own); none when there is no score yet."""
-    ((ms, n),) = client.query(LIST_AS_OF, parameters={"task": task, "kind": kind}).result_rows
-    return {"X-Scores-As-Of": iso(ms), "X-Scores-As-Of-Ms": str(ms)} if n else {}
 
 
 @router.get(
@@ -83,38 +55,40 @@ def at_risk(
     and the body stays a plain CSV table or JSON array). ``json`` is one JSON array written element by element,
     so neither side holds the whole list.
     """
-    thresholds = settings.api_risk_thresholds
-    headers = list_as_of(clickhouse, task, model_kind)
-    params = {"task": task, "kind": model_kind, "min_score": min_score, "limit": limit}
-    stream = clickhouse.query_row_block_stream(QUERY[task], parameters=params)
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        with stream:
-            for block in stream:
-                for user_id, model, version, score, as_of, trigger, last, churn in block:
-                    s = status(as_of, last, churn, thresholds)
-                    yield (user_id, task, model_kind, model, version, score, risk(score, thresholds), s,
-                           as_of, iso(as_of), trigger, last)  # fmt: skip
-
-    def as_csv() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for n, row in enumerate(rows(), 1):
-            writer.writerow(row)
-            if n % 5000 == 0:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
+    headers = as_of_headers(list_as_of(clickhouse, task, model_kind))
+    listed = rows(clickhouse, task, model_kind, min_score, limit, settings.api_risk_thresholds)
 
     def as_json() -> Iterator[bytes]:
         yield b"["
-        for n, row in enumerate(rows()):
+        for n, row in enumerate(listed):
             yield (b"," if n else b"") + orjson.dumps(dict(zip(COLUMNS, row, strict=True)))
         yield b"]"
 
     if format == "json":
         return StreamingResponse(as_json(), media_type="application/json", headers=headers)
     headers["Content-Disposition"] = f'attachment; filename="at-risk-{task}.csv"'
-    return StreamingResponse(as_csv(), media_type="text/csv", headers=headers)
+    return StreamingResponse(iter_csv(listed), media_type="text/csv", headers=headers)
+
+
+class ExportReport(BaseModel):
+    """An export a client made from ``GET /v1/at-risk`` (``churnstream export at-risk`` through the API)."""
+
+    task: Task
+    min_score: float = Field(ge=0, le=1)
+    limit: int = Field(ge=1, le=10_000_000)
+    model_kind: Literal["pretrained", "online"]
+    destination: str = Field(max_length=4096, description="where the client wrote the list")
+    rows: int = Field(ge=0, le=10_000_000)
+    sha256: str = Field("", max_length=64)
+    started_ms: int = Field(ge=0, le=MAX_TS_MS)
+    as_of_ms: int | None = Field(None, ge=0, le=MAX_TS_MS)
+
+
+@router.post("/exports")
+async def report_export(report: ExportReport, clickhouse: ClickHouseDep) -> dict[str, str]:
+    """Record an export of the at-risk list in ClickHouse ``exports`` (kind ``api``); returns its id."""
+    spec = ExportSpec(report.task, report.min_score, report.limit, report.model_kind)
+    rec = ExportRecord(uuid.uuid4().hex, "api", report.destination, spec, report.rows, report.as_of_ms,
+                       report.started_ms, time.time_ns() // 1_000_000, report.sha256)  # fmt: skip
+    await run_in_threadpool(record, clickhouse, rec)
+    return {"export_id": rec.export_id}

@@ -3,7 +3,11 @@ consumer-group reset."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import orjson
@@ -78,3 +82,41 @@ def own_clickhouse(stack: StackHandle, name: str) -> StackHandle:
 
     dsn = infra_stack.clickhouse_beside(stack.settings, f"{name}{time.time_ns() % 10**7}")
     return StackHandle(stack.settings.model_copy(update={"clickhouse_dsn": dsn}), stack.env)
+
+
+def records_in_input_topics(stack: StackHandle) -> int:
+    """The sum of the input topics' end offsets: how many records were ever produced to them."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap, "group.id": f"ends-{time.time_ns()}"})
+    try:
+        total = 0
+        for topic in stack.settings.input_topics:
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                total += consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        return total
+    finally:
+        consumer.close()
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[int]:
+    """``app`` served by uvicorn over loopback in a thread of this process (which then holds an embedded chDB
+    path the app opens); yields the port. The lifespan's end closes the app's services."""
+    import uvicorn
+
+    from infra.processes import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -10,7 +10,6 @@ import asyncio
 import csv
 import datetime as dt
 import io
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-import uvicorn
 
 from core.contracts import Event
 from core.days import DAY_MS, day_end
@@ -29,14 +27,13 @@ from features.compute import FEATURE_NAMES, features
 from features.offline import state_at
 from features.state import encode_state
 from features.store import RedisStateStore
-from infra.processes import free_port
 from models.pretrained import create
 from models.registry import Registry
 from serving.app import create_app
 from serving.services import Services
 from tests.conftest import StackHandle
 from tests.integration.endstate import UNMERGED
-from tests.integration.support import new_key
+from tests.integration.support import new_key, served
 
 DAYS_SINCE = FEATURE_NAMES.index("days_since_last_event")
 # far after any other module's rows in the shared ClickHouse, so this module's rows hold the latest as-of
@@ -99,22 +96,11 @@ def api(module_stack: StackHandle) -> Iterator[Api]:
     services = Services.create(settings)
     settings_sql = ", ".join(f"{k} = {v}" for k, v in UNMERGED.items())
     services.clickhouse().command(f"ALTER TABLE user_scores_daily MODIFY SETTING {settings_sql}")  # as stop_merges
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield Api(client, headers, services, f"asof{time.time_ns() % 10**7}-", champions)
-    finally:
-        server.should_exit = True  # the lifespan's end closes the services (Redis, ClickHouse)
-        thread.join(10)
+    with (
+        served(create_app(settings, services)) as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+    ):
+        yield Api(client, headers, services, f"asof{time.time_ns() % 10**7}-", champions)
 
 
 def write_users(api: Api, users: dict[str, tuple[list[int], dict[str, bytes]]]) -> None:
