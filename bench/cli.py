@@ -55,7 +55,7 @@ def bench_train(
 
 @bench_app.command("import")
 def bench_import(
-    users: int = typer.Option(5_000, help="simulated users (5,000 x 365 days is about 1.1M events)"),
+    users: int = typer.Option(6_600, help="simulated users (6,600 x 365 days is about 1M events)"),
     days: int = typer.Option(365, help="days of history"),
 ) -> None:
     """Rows per second of `churnstream import` on a CRM-style CSV of about 1M events (first import and again)."""
