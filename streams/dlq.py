@@ -218,11 +218,20 @@ class KafkaDeadLetters:
             for s, o in upto.items()
             if s in self._known and (s in self._touched or now - self._known[s].saved_at > 60) and self._mine(s)
         }
-        if self._ledger is not None and due:
-            await self._ledger.save(due)
+        # a mark keeps its time while letters above the new one are known (a predecessor's, found by the scan):
+        # the next owner's scan starts at the mark's time, and must find them
+        now_ms = int(time.time() * 1000)
+        at_ms = {}
         for s, offset in due.items():
             known = self._known[s]
-            known.mark = max(known.mark, offset)
+            later = any(o > max(known.mark, offset) for o in known.sent)
+            at_ms[s] = known.mark_ms if later or offset <= known.mark else now_ms
+        if self._ledger is not None and due:
+            await self._ledger.save(due, at_ms)  # never lowers a mark: a replayed batch may end below it
+        for s, offset in due.items():
+            known = self._known[s]
+            if offset > known.mark:
+                known.mark, known.mark_ms = offset, at_ms[s]
             known.sent = {o for o in known.sent if o > known.mark}
             known.saved_at = now
         self._touched.clear()

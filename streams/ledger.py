@@ -26,7 +26,11 @@ class Ledger(Protocol):
         """(offset, unix ms) of each source partition's mark, for those that have one."""
         ...
 
-    async def save(self, marks: Mapping[Source, int]) -> None: ...
+    async def save(self, marks: Mapping[Source, int], at_ms: Mapping[Source, int] | None = None) -> None:
+        """Raise each partition's mark to its offset, recorded at ``at_ms`` (default: now). A mark never goes down,
+        and one that does not rise keeps its time: a replaying owner's batch (records below the mark) must not
+        lower it, or the next owner would look for what lies above it only since then, and miss it."""
+        ...
 
 
 class MemoryLedger:
@@ -36,9 +40,23 @@ class MemoryLedger:
     async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
         return {s: self.marks[s] for s in sources if s in self.marks}
 
-    async def save(self, marks: Mapping[Source, int]) -> None:
+    async def save(self, marks: Mapping[Source, int], at_ms: Mapping[Source, int] | None = None) -> None:
         now = int(time.time() * 1000)
-        self.marks.update({s: (max(o, self.marks.get(s, (-1, 0))[0]), now) for s, o in marks.items()})
+        for s, o in marks.items():
+            if o > self.marks.get(s, (-1, 0))[0]:
+                self.marks[s] = (o, (at_ms or {}).get(s, now))
+
+
+# for each (field, offset, ms): set "offset:ms" unless the field's offset is already as high (one hash: one slot)
+RAISE = """
+for i = 1, #ARGV, 3 do
+    local old = redis.call('HGET', KEYS[1], ARGV[i])
+    if not old or tonumber(string.match(old, '^(-?%d+):')) < tonumber(ARGV[i + 1]) then
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2])
+    end
+end
+return 0
+"""
 
 
 class RedisLedger:
@@ -49,6 +67,7 @@ class RedisLedger:
 
     def __init__(self, client: Any, prefix: str = DLQ_LEDGER) -> None:
         self.redis, self.prefix = client, prefix
+        self._raise = client.register_script(RAISE)
 
     async def load(self, sources: Iterable[Source]) -> dict[Source, tuple[int, int]]:
         sources = list(sources)
@@ -63,9 +82,14 @@ class RedisLedger:
                 out[source] = (int(offset), int(at_ms))
         return out
 
-    async def save(self, marks: Mapping[Source, int]) -> None:
+    async def save(self, marks: Mapping[Source, int], at_ms: Mapping[Source, int] | None = None) -> None:
         now = int(time.time() * 1000)
+        by_topic: dict[str, list[str]] = {}
+        for (topic, partition), offset in marks.items():
+            by_topic.setdefault(topic, []).extend(
+                (str(partition), str(offset), str((at_ms or {}).get((topic, partition), now)))
+            )
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (topic, partition), offset in marks.items():
-                pipe.hset(ledger_key(self.prefix, topic), str(partition), f"{offset}:{now}")
+            for topic, args in by_topic.items():
+                await self._raise(keys=[ledger_key(self.prefix, topic)], args=args, client=pipe)
             await pipe.execute()
